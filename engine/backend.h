@@ -1,0 +1,84 @@
+/* backend.h - the compute backend interface shared by the CPU and CUDA engines.
+ *
+ * One call runs the model over a flat batch of tokens drawn from many
+ * sequences. Each token names its sequence; each sequence brings its KV block
+ * table (block ids handed out by kvcache.h; the backend owns the K/V storage
+ * those ids index). For every token the backend first writes its K/V at its
+ * position, then attends causally over positions [0, pos] of its sequence, so
+ * a sequence's tokens in one batch must have consecutive positions and the
+ * positions before them must already be in the cache.
+ */
+#ifndef INF_BACKEND_H
+#define INF_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gguf.h"
+#include "model.h"
+#include "status.h"
+
+typedef enum backend_kv_type { BACKEND_KV_F16 = 0, BACKEND_KV_F32 = 1 } backend_kv_type;
+
+typedef struct backend_config {
+    int n_threads;          /* CPU: <= 0 means all cores */
+    size_t kv_cache_bytes;  /* KV budget; the number of blocks follows from it */
+    int kv_block_size;      /* tokens per block (default 16) */
+    backend_kv_type kv_type;
+    int max_batch_tokens;   /* largest n_tokens a forward call may get (scratch sizing) */
+    double gpu_memory_fraction; /* CUDA: share of free memory for the KV cache (0: use kv_cache_bytes) */
+} backend_config;
+
+/* Defaults: all cores, 256 MiB KV, blocks of 16, F16 KV, 512-token batches. */
+backend_config backend_config_default(void);
+
+typedef struct backend_seq {
+    const int32_t *blocks; /* block table: block i holds positions [i*bs, (i+1)*bs) */
+    int n_blocks;          /* must cover every position written by this batch */
+} backend_seq;
+
+typedef struct backend_batch {
+    int n_tokens;
+    const int32_t *tokens;      /* [n_tokens] token ids */
+    const int32_t *positions;   /* [n_tokens] position of each token in its sequence */
+    const int32_t *seq_index;   /* [n_tokens] index into seqs */
+    const uint8_t *need_logits; /* [n_tokens] 1: produce logits for this token */
+    int n_seqs;
+    const backend_seq *seqs;
+} backend_batch;
+
+typedef struct backend backend;
+
+typedef struct backend_vtbl {
+    const char *name;
+    int (*forward)(backend *b, const backend_batch *batch, float *logits, inf_error *err);
+    void (*free)(backend *b);
+} backend_vtbl;
+
+/* Common part every backend embeds first. Read-only for callers. */
+struct backend {
+    const backend_vtbl *vt;
+    model_desc desc;
+    int n_kv_blocks;    /* blocks of KV storage available */
+    int kv_block_size;
+    int max_batch_tokens;
+    char device[128];   /* human-readable device description */
+};
+
+/* Runs the batch; logits receives n_vocab floats for each token whose
+ * need_logits is set, in batch order. Validates token ids, positions and block
+ * tables first (INF_EINVAL with a message; nothing is computed then). */
+int backend_forward(backend *b, const backend_batch *batch, float *logits, inf_error *err);
+
+/* Frees the backend (weights, KV storage, threads). NULL is a no-op. */
+void backend_free(backend *b);
+
+/* Checks a batch against the backend's limits (shared by all backends). */
+int backend_validate_batch(const backend *b, const backend_batch *batch, inf_error *err);
+
+/* CPU backend over an open GGUF file, which must outlive the backend (weights
+ * are used in place from the mapping where their type allows). */
+int backend_cpu_create(backend **out, const gguf_file *f, const backend_config *cfg,
+                       inf_error *err);
+
+#endif

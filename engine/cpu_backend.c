@@ -1,0 +1,445 @@
+/* cpu_backend.c - the llama-family forward pass on the CPU over a paged KV
+ * cache (implements backend.h).
+ *
+ * Matrices stay in their GGUF type when cpu_matmul supports it (F32, F16,
+ * BF16, Q8_0, Q4_0) and are used in place from the mapping; other types are
+ * dequantized to F32 once at load. Every matrix product runs over the whole
+ * flat batch at once, so weights are streamed once per step, not per token.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "cpu_ops.h"
+#include "quant.h"
+#include "threadpool.h"
+
+typedef struct cpu_layer {
+    const float *attn_norm, *ffn_norm;
+    const float *bq, *bk, *bv; /* NULL without biases */
+    cpu_weight wq, wk, wv, wo, wg, wu, wd;
+} cpu_layer;
+
+typedef struct cpu_backend {
+    backend base;
+    const gguf_file *file;
+    inf_pool *pool;
+    cpu_scratch scratch;
+    cpu_layer *layers;
+    const gguf_tensor *tok_embd;
+    cpu_weight output;
+    const float *out_norm;
+    float *inv_freq; /* n_rot/2 rotation frequencies (scaling and freq factors applied) */
+
+    void **owned; /* buffers allocated for converted tensors */
+    int n_owned, cap_owned;
+
+    /* KV storage: per layer, [n_blocks][block_size][kv_dim] elements of kv_elem bytes. */
+    backend_kv_type kv_type;
+    size_t kv_elem;
+    size_t kv_layer_bytes;
+    uint8_t *k_cache, *v_cache;
+
+    /* Activations for up to max_batch_tokens tokens. */
+    float *x, *xb, *q, *k, *v, *att_out, *gate, *up;
+    float *rope_cs;   /* per token: n_rot/2 (cos, sin) pairs */
+    float *att_tmp;   /* per thread: scores for up to att_cap positions + head_dim tmp */
+    long att_cap;
+} cpu_backend;
+
+/* Remembers a buffer the backend must free. */
+static int own(cpu_backend *c, void *p) {
+    if (c->n_owned == c->cap_owned) {
+        int cap = c->cap_owned ? c->cap_owned * 2 : 64;
+        void **n = realloc(c->owned, (size_t)cap * sizeof *n);
+        if (!n) return INF_ENOMEM;
+        c->owned = n;
+        c->cap_owned = cap;
+    }
+    c->owned[c->n_owned++] = p;
+    return 0;
+}
+
+/* A 1-D tensor as f32: in place if already F32, else a converted copy we own. */
+static int load_vec(cpu_backend *c, const gguf_tensor *t, const float **out, inf_error *err) {
+    if (!t) {
+        *out = NULL;
+        return 0;
+    }
+    if (t->type == GGML_TYPE_F32) {
+        *out = t->data;
+        return 0;
+    }
+    float *buf = malloc(t->n_elements * sizeof(float));
+    if (!buf || own(c, buf)) {
+        free(buf);
+        return inf_error_set(err, INF_ENOMEM, "out of memory converting tensor '%s'", t->name);
+    }
+    quant_dequantize_row(t->type, t->data, buf, t->n_elements);
+    *out = buf;
+    return 0;
+}
+
+/* A 2-D weight for cpu_matmul: in place when the type is supported, else F32 copy. */
+static int load_mat(cpu_backend *c, const gguf_tensor *t, cpu_weight *w, inf_error *err) {
+    w->rows = (int64_t)t->ne[1];
+    w->cols = (int64_t)t->ne[0];
+    if (cpu_matmul_supports(t->type)) {
+        int ok = 1;
+        w->type = t->type;
+        w->row_bytes = quant_row_bytes(t->type, t->ne[0], &ok);
+        w->data = t->data;
+        return 0;
+    }
+    float *buf = malloc(t->n_elements * sizeof(float));
+    if (!buf || own(c, buf)) {
+        free(buf);
+        return inf_error_set(err, INF_ENOMEM, "out of memory dequantizing tensor '%s' (%s)",
+                             t->name, quant_type_name(t->type));
+    }
+    int ok = 1;
+    size_t rb = quant_row_bytes(t->type, t->ne[0], &ok);
+    for (uint64_t r = 0; r < t->ne[1]; r++)
+        quant_dequantize_row(t->type, (const uint8_t *)t->data + r * rb, buf + r * t->ne[0],
+                             t->ne[0]);
+    w->type = GGML_TYPE_F32;
+    w->row_bytes = t->ne[0] * sizeof(float);
+    w->data = buf;
+    return 0;
+}
+
+static int load_layers(cpu_backend *c, inf_error *err) {
+    const model_desc *d = &c->base.desc;
+    c->layers = calloc(d->n_layer, sizeof *c->layers);
+    if (!c->layers) return inf_error_set(err, INF_ENOMEM, "out of memory for layers");
+    for (uint32_t l = 0; l < d->n_layer; l++) {
+        cpu_layer *L = &c->layers[l];
+        const gguf_file *f = c->file;
+        int li = (int)l, rc;
+        if ((rc = load_vec(c, model_tensor(f, li, "attn_norm.weight"), &L->attn_norm, err)) ||
+            (rc = load_vec(c, model_tensor(f, li, "ffn_norm.weight"), &L->ffn_norm, err)) ||
+            (rc = load_vec(c, model_tensor(f, li, "attn_q.bias"), &L->bq, err)) ||
+            (rc = load_vec(c, model_tensor(f, li, "attn_k.bias"), &L->bk, err)) ||
+            (rc = load_vec(c, model_tensor(f, li, "attn_v.bias"), &L->bv, err)) ||
+            (rc = load_mat(c, model_tensor(f, li, "attn_q.weight"), &L->wq, err)) ||
+            (rc = load_mat(c, model_tensor(f, li, "attn_k.weight"), &L->wk, err)) ||
+            (rc = load_mat(c, model_tensor(f, li, "attn_v.weight"), &L->wv, err)) ||
+            (rc = load_mat(c, model_tensor(f, li, "attn_output.weight"), &L->wo, err)) ||
+            (rc = load_mat(c, model_tensor(f, li, "ffn_gate.weight"), &L->wg, err)) ||
+            (rc = load_mat(c, model_tensor(f, li, "ffn_up.weight"), &L->wu, err)) ||
+            (rc = load_mat(c, model_tensor(f, li, "ffn_down.weight"), &L->wd, err)))
+            return rc;
+    }
+    return 0;
+}
+
+/* Rotation frequencies per pair, with linear scaling and llama-3.1 style
+ * per-dimension factors folded in, so the hot loop is one multiply. */
+static int init_rope(cpu_backend *c, inf_error *err) {
+    const model_desc *d = &c->base.desc;
+    if (d->rope_scaling == MODEL_ROPE_SCALING_YARN)
+        return inf_error_set(err, INF_EUNSUPPORTED,
+                             "%s: YaRN rope scaling is not supported by the CPU backend",
+                             c->file->path);
+    int half = (int)d->n_rot / 2;
+    c->inv_freq = malloc((size_t)half * sizeof(float));
+    if (!c->inv_freq) return inf_error_set(err, INF_ENOMEM, "out of memory for rope table");
+    const float *factors = NULL;
+    int rc = load_vec(c, model_tensor(c->file, -1, "rope_freqs.weight"), &factors, err);
+    if (rc) return rc;
+    double scale = d->rope_scaling == MODEL_ROPE_SCALING_LINEAR ? 1.0 / d->rope_scaling_factor : 1.0;
+    for (int i = 0; i < half; i++) {
+        double f = pow((double)d->rope_freq_base, -2.0 * i / (double)d->n_rot) * scale;
+        if (factors) f /= factors[i];
+        c->inv_freq[i] = (float)f;
+    }
+    return 0;
+}
+
+static int alloc_buffers(cpu_backend *c, const backend_config *cfg, inf_error *err) {
+    const model_desc *d = &c->base.desc;
+    size_t T = (size_t)c->base.max_batch_tokens;
+    size_t qd = (size_t)d->n_head * d->head_dim, kvd = (size_t)d->n_head_kv * d->head_dim;
+    size_t wide = d->n_embd > qd ? d->n_embd : qd;
+    c->x = malloc(T * d->n_embd * sizeof(float));
+    c->xb = malloc(T * wide * sizeof(float));
+    c->q = malloc(T * qd * sizeof(float));
+    c->k = malloc(T * kvd * sizeof(float));
+    c->v = malloc(T * kvd * sizeof(float));
+    c->att_out = malloc(T * qd * sizeof(float));
+    c->gate = malloc(T * d->n_ff * sizeof(float));
+    c->up = malloc(T * d->n_ff * sizeof(float));
+    c->rope_cs = malloc(T * d->n_rot * sizeof(float));
+    if (!c->x || !c->xb || !c->q || !c->k || !c->v || !c->att_out || !c->gate || !c->up ||
+        !c->rope_cs)
+        return inf_error_set(err, INF_ENOMEM, "out of memory for activations (%zu tokens)", T);
+
+    c->kv_type = cfg->kv_type;
+    c->kv_elem = cfg->kv_type == BACKEND_KV_F32 ? 4 : 2;
+    size_t per_block = (size_t)cfg->kv_block_size * kvd * c->kv_elem; /* one of K or V, one layer */
+    size_t per_block_all = per_block * 2 * d->n_layer;
+    size_t n_blocks = cfg->kv_cache_bytes / per_block_all;
+    if (n_blocks < 1)
+        return inf_error_set(err, INF_ENOMEM,
+                             "KV cache budget of %zu bytes is smaller than one block (%zu bytes)",
+                             cfg->kv_cache_bytes, per_block_all);
+    if (n_blocks > (size_t)1 << 30) n_blocks = (size_t)1 << 30;
+    c->base.n_kv_blocks = (int)n_blocks;
+    c->kv_layer_bytes = per_block * n_blocks;
+    c->k_cache = calloc(d->n_layer, c->kv_layer_bytes);
+    c->v_cache = calloc(d->n_layer, c->kv_layer_bytes);
+    if (!c->k_cache || !c->v_cache)
+        return inf_error_set(err, INF_ENOMEM, "out of memory for a %zu-byte KV cache",
+                             2 * d->n_layer * c->kv_layer_bytes);
+    return 0;
+}
+
+static void cpu_free(backend *b) {
+    cpu_backend *c = (cpu_backend *)b;
+    inf_pool_free(c->pool);
+    cpu_scratch_free(&c->scratch);
+    for (int i = 0; i < c->n_owned; i++) free(c->owned[i]);
+    free(c->owned);
+    free(c->layers);
+    free(c->inv_freq);
+    free(c->k_cache);
+    free(c->v_cache);
+    free(c->x);
+    free(c->xb);
+    free(c->q);
+    free(c->k);
+    free(c->v);
+    free(c->att_out);
+    free(c->gate);
+    free(c->up);
+    free(c->rope_cs);
+    free(c->att_tmp);
+    free(c);
+}
+
+/* ---- forward ------------------------------------------------------------- */
+
+/* Rotates n_heads heads of one token by the precomputed (cos, sin) pairs. */
+static void apply_rope(float *x, int n_heads, int head_dim, int n_rot, const float *cs, int neox) {
+    int half = n_rot / 2;
+    for (int h = 0; h < n_heads; h++) {
+        float *v = x + (size_t)h * head_dim;
+        for (int i = 0; i < half; i++) {
+            int i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
+            float c = cs[2 * i], s = cs[2 * i + 1];
+            float x0 = v[i0], x1 = v[i1];
+            v[i0] = x0 * c - x1 * s;
+            v[i1] = x0 * s + x1 * c;
+        }
+    }
+}
+
+static void rope_tables(cpu_backend *c, const backend_batch *bt) {
+    int half = (int)c->base.desc.n_rot / 2;
+    for (int t = 0; t < bt->n_tokens; t++) {
+        float *cs = c->rope_cs + (size_t)t * 2 * half;
+        for (int i = 0; i < half; i++) {
+            double theta = (double)bt->positions[t] * (double)c->inv_freq[i];
+            cs[2 * i] = (float)cos(theta);
+            cs[2 * i + 1] = (float)sin(theta);
+        }
+    }
+}
+
+/* Address of the K or V row for (layer, seq, pos). */
+static uint8_t *kv_row(const cpu_backend *c, uint8_t *cache, int layer, const backend_seq *s,
+                       int pos) {
+    size_t kvd = (size_t)c->base.desc.n_head_kv * c->base.desc.head_dim;
+    int bs = c->base.kv_block_size;
+    size_t slot = (size_t)s->blocks[pos / bs] * bs + (size_t)(pos % bs);
+    return cache + (size_t)layer * c->kv_layer_bytes + slot * kvd * c->kv_elem;
+}
+
+static void store_kv(cpu_backend *c, int layer, const backend_batch *bt) {
+    size_t kvd = (size_t)c->base.desc.n_head_kv * c->base.desc.head_dim;
+    for (int t = 0; t < bt->n_tokens; t++) {
+        const backend_seq *s = &bt->seqs[bt->seq_index[t]];
+        uint8_t *kd = kv_row(c, c->k_cache, layer, s, bt->positions[t]);
+        uint8_t *vd = kv_row(c, c->v_cache, layer, s, bt->positions[t]);
+        if (c->kv_type == BACKEND_KV_F32) {
+            memcpy(kd, c->k + t * kvd, kvd * sizeof(float));
+            memcpy(vd, c->v + t * kvd, kvd * sizeof(float));
+        } else {
+            cpu_f32_to_f16(c->k + t * kvd, (inf_f16 *)kd, (long)kvd);
+            cpu_f32_to_f16(c->v + t * kvd, (inf_f16 *)vd, (long)kvd);
+        }
+    }
+}
+
+typedef struct attn_job {
+    cpu_backend *c;
+    const backend_batch *bt;
+    int layer;
+} attn_job;
+
+/* One (token, head) pair: softmax(q.K^T * scale) V over positions [0, pos]. */
+static void attend_one(cpu_backend *c, const backend_batch *bt, int layer, int t, int h,
+                       float *scores, float *tmp) {
+    const model_desc *d = &c->base.desc;
+    int hd = (int)d->head_dim, group = (int)(d->n_head / d->n_head_kv), kvh = h / group;
+    const backend_seq *s = &bt->seqs[bt->seq_index[t]];
+    int n = bt->positions[t] + 1;
+    const float *q = c->q + (size_t)t * d->n_head * hd + (size_t)h * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int j = 0; j < n; j++) {
+        const uint8_t *kr = kv_row(c, c->k_cache, layer, s, j) + (size_t)kvh * hd * c->kv_elem;
+        const float *kf = (const float *)kr;
+        if (c->kv_type == BACKEND_KV_F16) {
+            cpu_f16_to_f32((const inf_f16 *)kr, tmp, hd);
+            kf = tmp;
+        }
+        scores[j] = cpu_dot_f32(q, kf, hd) * scale;
+    }
+    cpu_softmax(scores, n);
+    float *out = c->att_out + (size_t)t * d->n_head * hd + (size_t)h * hd;
+    memset(out, 0, (size_t)hd * sizeof(float));
+    for (int j = 0; j < n; j++) {
+        const uint8_t *vr = kv_row(c, c->v_cache, layer, s, j) + (size_t)kvh * hd * c->kv_elem;
+        const float *vf = (const float *)vr;
+        if (c->kv_type == BACKEND_KV_F16) {
+            cpu_f16_to_f32((const inf_f16 *)vr, tmp, hd);
+            vf = tmp;
+        }
+        cpu_axpy_f32(out, scores[j], vf, hd);
+    }
+}
+
+static void attn_worker(void *ctx, int ith, int nth) {
+    attn_job *job = ctx;
+    cpu_backend *c = job->c;
+    int n_head = (int)c->base.desc.n_head;
+    long lo, hi;
+    inf_pool_range((long)job->bt->n_tokens * n_head, ith, nth, &lo, &hi);
+    float *scores = c->att_tmp + (size_t)ith * (c->att_cap + c->base.desc.head_dim);
+    float *tmp = scores + c->att_cap;
+    for (long i = lo; i < hi; i++)
+        attend_one(c, job->bt, job->layer, (int)(i / n_head), (int)(i % n_head), scores, tmp);
+}
+
+static int ensure_att_tmp(cpu_backend *c, const backend_batch *bt, inf_error *err) {
+    long need = 0;
+    for (int t = 0; t < bt->n_tokens; t++)
+        if (bt->positions[t] + 1 > need) need = bt->positions[t] + 1;
+    if (need <= c->att_cap) return 0;
+    long cap = need < 1024 ? 1024 : need + need / 2;
+    size_t per = (size_t)cap + c->base.desc.head_dim;
+    float *n = realloc(c->att_tmp, per * inf_pool_size(c->pool) * sizeof(float));
+    if (!n) return inf_error_set(err, INF_ENOMEM, "out of memory for attention scores");
+    c->att_tmp = n;
+    c->att_cap = cap;
+    return 0;
+}
+
+static void add_bias(float *y, const float *bias, int n_tok, long dim) {
+    if (!bias) return;
+    for (int t = 0; t < n_tok; t++)
+        for (long i = 0; i < dim; i++) y[t * dim + i] += bias[i];
+}
+
+static int mm(cpu_backend *c, const cpu_weight *w, const float *x, int n, float *y) {
+    return cpu_matmul(c->pool, &c->scratch, w, x, (long)w->cols, n, y, (long)w->rows);
+}
+
+static int layer_forward(cpu_backend *c, int l, const backend_batch *bt, inf_error *err) {
+    const model_desc *d = &c->base.desc;
+    const cpu_layer *L = &c->layers[l];
+    int n = bt->n_tokens, hd = (int)d->head_dim;
+    long E = d->n_embd, Q = (long)d->n_head * hd, KV = (long)d->n_head_kv * hd, F = d->n_ff;
+    int rc;
+    for (int t = 0; t < n; t++) cpu_rmsnorm(c->xb + t * E, c->x + t * E, L->attn_norm, E, d->rms_eps);
+    if ((rc = mm(c, &L->wq, c->xb, n, c->q)) || (rc = mm(c, &L->wk, c->xb, n, c->k)) ||
+        (rc = mm(c, &L->wv, c->xb, n, c->v)))
+        return inf_error_set(err, rc, "layer %d: attention projection failed", l);
+    add_bias(c->q, L->bq, n, Q);
+    add_bias(c->k, L->bk, n, KV);
+    add_bias(c->v, L->bv, n, KV);
+    for (int t = 0; t < n; t++) {
+        const float *cs = c->rope_cs + (size_t)t * d->n_rot;
+        apply_rope(c->q + t * Q, (int)d->n_head, hd, (int)d->n_rot, cs, d->rope_neox);
+        apply_rope(c->k + t * KV, (int)d->n_head_kv, hd, (int)d->n_rot, cs, d->rope_neox);
+    }
+    store_kv(c, l, bt);
+    attn_job job = {c, bt, l};
+    inf_pool_run(c->pool, attn_worker, &job);
+    if ((rc = mm(c, &L->wo, c->att_out, n, c->xb)))
+        return inf_error_set(err, rc, "layer %d: attention output failed", l);
+    for (long i = 0; i < n * E; i++) c->x[i] += c->xb[i];
+
+    for (int t = 0; t < n; t++) cpu_rmsnorm(c->xb + t * E, c->x + t * E, L->ffn_norm, E, d->rms_eps);
+    if ((rc = mm(c, &L->wg, c->xb, n, c->gate)) || (rc = mm(c, &L->wu, c->xb, n, c->up)))
+        return inf_error_set(err, rc, "layer %d: feed-forward failed", l);
+    for (int t = 0; t < n; t++) cpu_swiglu(c->gate + t * F, c->gate + t * F, c->up + t * F, F);
+    if ((rc = mm(c, &L->wd, c->gate, n, c->xb)))
+        return inf_error_set(err, rc, "layer %d: feed-forward down failed", l);
+    for (long i = 0; i < n * E; i++) c->x[i] += c->xb[i];
+    return 0;
+}
+
+static int cpu_forward(backend *b, const backend_batch *bt, float *logits, inf_error *err) {
+    cpu_backend *c = (cpu_backend *)b;
+    const model_desc *d = &b->desc;
+    long E = d->n_embd;
+    int rc = ensure_att_tmp(c, bt, err);
+    if (rc) return rc;
+    int ok = 1;
+    size_t erow = quant_row_bytes(c->tok_embd->type, E, &ok);
+    for (int t = 0; t < bt->n_tokens; t++)
+        quant_dequantize_row(c->tok_embd->type,
+                             (const uint8_t *)c->tok_embd->data + (size_t)bt->tokens[t] * erow,
+                             c->x + t * E, (size_t)E);
+    rope_tables(c, bt);
+    for (uint32_t l = 0; l < d->n_layer; l++)
+        if ((rc = layer_forward(c, (int)l, bt, err))) return rc;
+    int n_out = 0;
+    for (int t = 0; t < bt->n_tokens; t++) {
+        if (!bt->need_logits[t]) continue;
+        cpu_rmsnorm(c->xb + n_out * E, c->x + t * E, c->out_norm, E, d->rms_eps);
+        n_out++;
+    }
+    if (n_out && (rc = cpu_matmul(c->pool, &c->scratch, &c->output, c->xb, E, n_out, logits,
+                                  (long)d->n_vocab)))
+        return inf_error_set(err, rc, "output projection failed");
+    return 0;
+}
+
+static const backend_vtbl cpu_vtbl = {"cpu", cpu_forward, cpu_free};
+
+int backend_cpu_create(backend **out, const gguf_file *f, const backend_config *cfg,
+                       inf_error *err) {
+    *out = NULL;
+    if (cfg->kv_block_size <= 0 || cfg->kv_block_size > 1024 || cfg->max_batch_tokens <= 0)
+        return inf_error_set(err, INF_EINVAL, "invalid backend config (block size %d, batch %d)",
+                             cfg->kv_block_size, cfg->max_batch_tokens);
+    cpu_backend *c = calloc(1, sizeof *c);
+    if (!c) return inf_error_set(err, INF_ENOMEM, "out of memory");
+    c->base.vt = &cpu_vtbl;
+    c->file = f;
+    c->base.kv_block_size = cfg->kv_block_size;
+    c->base.max_batch_tokens = cfg->max_batch_tokens;
+    int rc = model_desc_from_gguf(&c->base.desc, f, err);
+    if (!rc) rc = inf_pool_create(&c->pool, cfg->n_threads, err);
+    if (!rc) rc = load_layers(c, err);
+    if (!rc) rc = init_rope(c, err);
+    if (!rc) rc = load_vec(c, model_tensor(f, -1, "output_norm.weight"), &c->out_norm, err);
+    if (!rc) {
+        c->tok_embd = model_tensor(f, -1, "token_embd.weight");
+        const gguf_tensor *o = model_tensor(f, -1, "output.weight");
+        rc = load_mat(c, o ? o : c->tok_embd, &c->output, err);
+    }
+    if (!rc) rc = alloc_buffers(c, cfg, err);
+    if (rc) {
+        cpu_free(&c->base);
+        return rc;
+    }
+    snprintf(c->base.device, sizeof c->base.device, "cpu (%d threads, %s)",
+             inf_pool_size(c->pool), cpu_ops_describe());
+    *out = &c->base;
+    return 0;
+}

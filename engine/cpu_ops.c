@@ -1,0 +1,442 @@
+/* cpu_ops.c - kernel selection, the matmul driver (activation quantization,
+ * cache blocking, work split) and the portable scalar kernels. The AVX2 set
+ * lives in cpu_ops_avx2.c; both follow cpu_ops_impl.h.
+ */
+#include "cpu_ops.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu_ops_impl.h"
+
+/* ---- scalar conversions ------------------------------------------------- */
+
+static float bits_to_f32(uint32_t b) {
+    float f;
+    memcpy(&f, &b, sizeof f);
+    return f;
+}
+
+float cpu_f16_scalar_to_f32(inf_f16 h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
+    if (exp == 0x1f) return bits_to_f32(sign | 0x7f800000u | (man << 13));
+    if (exp != 0) return bits_to_f32(sign | ((exp + 112u) << 23) | (man << 13));
+    if (man == 0) return bits_to_f32(sign);
+    /* Subnormal half: normalize into a normal float. */
+    uint32_t e = 0;
+    while (!(man & 0x400u)) {
+        man <<= 1;
+        e++;
+    }
+    return bits_to_f32(sign | ((113u - e) << 23) | ((man & 0x3ffu) << 13));
+}
+
+inf_f16 cpu_f32_to_f16_scalar(float f) {
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    uint32_t sign = (x >> 16) & 0x8000u, ax = x & 0x7fffffffu;
+    if (ax >= 0x7f800000u) /* inf, or NaN kept quiet */
+        return (inf_f16)(sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u | ((ax >> 13) & 0x3ffu) : 0));
+    if (ax >= 0x477ff000u) return (inf_f16)(sign | 0x7c00u); /* >= 65520 rounds to inf */
+    if (ax < 0x38800000u) {                                  /* below 2^-14: subnormal half */
+        if (ax < 0x33000000u) return (inf_f16)sign;          /* below 2^-25: rounds to 0 */
+        uint32_t e = ax >> 23, m = (ax & 0x7fffffu) | 0x800000u;
+        uint32_t shift = 126 - e, r = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (r & 1))) r++;
+        return (inf_f16)(sign | r);
+    }
+    uint32_t r = (ax >> 13) - (112u << 10), rem = ax & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (r & 1))) r++; /* carry may bump the exponent: fine */
+    return (inf_f16)(sign | r);
+}
+
+static float bf16_to_f32(inf_bf16 h) { return bits_to_f32((uint32_t)h << 16); }
+
+/* ---- scalar row kernels --------------------------------------------------- */
+
+static float sc_dot(const float *a, const float *b, long n) {
+    /* Eight partial sums, like the SIMD lanes: keeps the error bound near
+     * (n/8) ulp instead of n ulp. */
+    float s[8] = {0};
+    long i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) s[j] += a[i + j] * b[i + j];
+    for (int j = 0; i < n; i++, j++) s[j] += a[i] * b[i];
+    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+}
+
+static void sc_axpy(float *y, float a, const float *x, long n) {
+    for (long i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+static void sc_rmsnorm(float *out, const float *x, const float *w, long n, float eps) {
+    double ss = 0;
+    for (long i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    float scale = 1.0f / sqrtf((float)(ss / (double)n) + eps);
+    for (long i = 0; i < n; i++) out[i] = w ? x[i] * scale * w[i] : x[i] * scale;
+}
+
+static void sc_softmax(float *x, long n) {
+    float mx = -INFINITY;
+    for (long i = 0; i < n; i++)
+        if (x[i] > mx) mx = x[i];
+    if (mx == -INFINITY) { /* nothing to attend to: all weights zero */
+        for (long i = 0; i < n; i++) x[i] = 0.0f;
+        return;
+    }
+    double sum = 0;
+    for (long i = 0; i < n; i++) {
+        x[i] = expf(x[i] - mx);
+        sum += x[i];
+    }
+    float inv = (float)(1.0 / sum);
+    for (long i = 0; i < n; i++) x[i] *= inv;
+}
+
+static void sc_swiglu(float *out, const float *gate, const float *up, long n) {
+    for (long i = 0; i < n; i++) {
+        float g = gate[i];
+        out[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+static void sc_f16_to_f32(const inf_f16 *src, float *dst, long n) {
+    for (long i = 0; i < n; i++) dst[i] = cpu_f16_scalar_to_f32(src[i]);
+}
+
+static void sc_f32_to_f16(const float *src, inf_f16 *dst, long n) {
+    for (long i = 0; i < n; i++) dst[i] = cpu_f32_to_f16_scalar(src[i]);
+}
+
+static void sc_quantize_q8(const float *x, int8_t *q, float *d, float *m, long n) {
+    for (long b = 0; b < n / 32; b++) {
+        const float *xb = x + b * 32;
+        float amax = 0.0f;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(xb[j]));
+        float db = amax / 127.0f, id = db != 0.0f ? 1.0f / db : 0.0f;
+        int sum = 0;
+        for (int j = 0; j < 32; j++) {
+            int v = (int)nearbyintf(xb[j] * id);
+            q[b * 32 + j] = (int8_t)v;
+            sum += v;
+        }
+        d[b] = db;
+        m[b] = -db * (float)sum;
+    }
+}
+
+/* ---- scalar matmul tiles ------------------------------------------------- */
+
+static float sc_wval(int kt, const uint8_t *row, long c) {
+    inf_f16 h;
+    switch (kt) {
+    case CPU_KT_F32: {
+        float f;
+        memcpy(&f, row + c * 4, 4);
+        return f;
+    }
+    case CPU_KT_F16:
+        memcpy(&h, row + c * 2, 2);
+        return cpu_f16_scalar_to_f32(h);
+    default:
+        memcpy(&h, row + c * 2, 2);
+        return bf16_to_f32(h);
+    }
+}
+
+static void sc_tile_fp(int kt, const cpu_weight *w, int64_t r0, int nr, const cpu_act *a, int t0,
+                       int nt, float *y, long ys) {
+    for (int r = 0; r < nr; r++) {
+        const uint8_t *row = (const uint8_t *)w->data + (size_t)(r0 + r) * w->row_bytes;
+        for (int t = 0; t < nt; t++) {
+            const float *x = a->x + (long)(t0 + t) * a->x_stride;
+            float s[8] = {0};
+            for (long c = 0; c < w->cols; c++) s[c & 7] += sc_wval(kt, row, c) * x[c];
+            y[(long)(t0 + t) * ys + r0 + r] =
+                ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+        }
+    }
+}
+
+static void sc_tile_f32(const cpu_weight *w, int64_t r0, int nr, const cpu_act *a, int t0, int nt,
+                        float *y, long ys) {
+    sc_tile_fp(CPU_KT_F32, w, r0, nr, a, t0, nt, y, ys);
+}
+static void sc_tile_f16(const cpu_weight *w, int64_t r0, int nr, const cpu_act *a, int t0, int nt,
+                        float *y, long ys) {
+    sc_tile_fp(CPU_KT_F16, w, r0, nr, a, t0, nt, y, ys);
+}
+static void sc_tile_bf16(const cpu_weight *w, int64_t r0, int nr, const cpu_act *a, int t0, int nt,
+                         float *y, long ys) {
+    sc_tile_fp(CPU_KT_BF16, w, r0, nr, a, t0, nt, y, ys);
+}
+
+static void sc_tile_quant(int kt, const cpu_weight *w, int64_t r0, int nr, const cpu_act *a,
+                          int t0, int nt, float *y, long ys) {
+    long nb = w->cols / 32;
+    for (int r = 0; r < nr; r++) {
+        const uint8_t *row = (const uint8_t *)w->data + (size_t)(r0 + r) * w->row_bytes;
+        for (int t = 0; t < nt; t++) {
+            const int8_t *aq = a->q + (long)(t0 + t) * a->q_stride;
+            const float *ad = a->d + (long)(t0 + t) * a->d_stride;
+            float s = 0.0f;
+            for (long b = 0; b < nb; b++) {
+                int isum = 0;
+                inf_f16 dh;
+                if (kt == CPU_KT_Q8_0) {
+                    const block_q8_0 *blk = (const block_q8_0 *)row + b;
+                    for (int j = 0; j < 32; j++) isum += blk->qs[j] * aq[b * 32 + j];
+                    dh = blk->d;
+                } else {
+                    const block_q4_0 *blk = (const block_q4_0 *)row + b;
+                    for (int j = 0; j < 16; j++) {
+                        isum += ((blk->qs[j] & 0x0f) - 8) * aq[b * 32 + j];
+                        isum += ((blk->qs[j] >> 4) - 8) * aq[b * 32 + 16 + j];
+                    }
+                    dh = blk->d;
+                }
+                s += (float)isum * (cpu_f16_scalar_to_f32(dh) * ad[b]);
+            }
+            y[(long)(t0 + t) * ys + r0 + r] = s;
+        }
+    }
+}
+
+static void sc_tile_q8_0(const cpu_weight *w, int64_t r0, int nr, const cpu_act *a, int t0, int nt,
+                         float *y, long ys) {
+    sc_tile_quant(CPU_KT_Q8_0, w, r0, nr, a, t0, nt, y, ys);
+}
+static void sc_tile_q4_0(const cpu_weight *w, int64_t r0, int nr, const cpu_act *a, int t0, int nt,
+                         float *y, long ys) {
+    sc_tile_quant(CPU_KT_Q4_0, w, r0, nr, a, t0, nt, y, ys);
+}
+
+static const cpu_kernels scalar_kernels = {
+    .name = "scalar",
+    .tile = {sc_tile_f32, sc_tile_f16, sc_tile_bf16, sc_tile_q8_0, sc_tile_q4_0},
+    .rm = {4, 4, 4, 4, 4},
+    .rn = {4, 4, 4, 4, 4},
+    .rm1 = {4, 4, 4, 4, 4},
+    .quantize_q8 = sc_quantize_q8,
+    .dot = sc_dot,
+    .axpy = sc_axpy,
+    .rmsnorm = sc_rmsnorm,
+    .softmax = sc_softmax,
+    .swiglu = sc_swiglu,
+    .f16_to_f32 = sc_f16_to_f32,
+    .f32_to_f16 = sc_f32_to_f16,
+};
+
+/* ---- selection ------------------------------------------------------------ */
+
+/* The one process-wide setting the API promises (cpu_ops_set_simd); NULL until
+ * first use. */
+static _Atomic(const cpu_kernels *) g_kernels;
+
+static const cpu_kernels *kern(void) {
+    const cpu_kernels *k = atomic_load_explicit(&g_kernels, memory_order_relaxed);
+    if (!k) {
+        k = cpu_kernels_avx2();
+        if (!k) k = &scalar_kernels;
+        atomic_store_explicit(&g_kernels, k, memory_order_relaxed);
+    }
+    return k;
+}
+
+int cpu_ops_set_simd(int enable) {
+    int prev = kern() != &scalar_kernels;
+    const cpu_kernels *k = enable ? cpu_kernels_avx2() : NULL;
+    atomic_store_explicit(&g_kernels, k ? k : &scalar_kernels, memory_order_relaxed);
+    return prev;
+}
+
+int cpu_ops_simd_active(void) { return kern() != &scalar_kernels; }
+
+const char *cpu_ops_describe(void) { return kern()->name; }
+
+/* ---- row kernels (public) -------------------------------------------------- */
+
+float cpu_dot_f32(const float *a, const float *b, long n) { return kern()->dot(a, b, n); }
+void cpu_axpy_f32(float *y, float a, const float *x, long n) { kern()->axpy(y, a, x, n); }
+void cpu_rmsnorm(float *out, const float *x, const float *w, long n, float eps) {
+    kern()->rmsnorm(out, x, w, n, eps);
+}
+void cpu_softmax(float *x, long n) { kern()->softmax(x, n); }
+void cpu_swiglu(float *out, const float *gate, const float *up, long n) {
+    kern()->swiglu(out, gate, up, n);
+}
+void cpu_f16_to_f32(const inf_f16 *src, float *dst, long n) { kern()->f16_to_f32(src, dst, n); }
+void cpu_f32_to_f16(const float *src, inf_f16 *dst, long n) { kern()->f32_to_f16(src, dst, n); }
+
+static void rope_pair(float *x0, float *x1, float c, float s) {
+    float a = *x0, b = *x1;
+    *x0 = a * c - b * s;
+    *x1 = a * s + b * c;
+}
+
+void cpu_rope(float *x, int n_heads, int head_dim, int n_rot, int pos, float freq_base,
+              float freq_scale, int neox) {
+    if (n_rot > head_dim) n_rot = head_dim;
+    int half = n_rot / 2;
+    /* The angles are shared by all heads: compute them once, in double so
+     * large positions keep their precision. */
+    enum { MAXH = 512 };
+    float cs[MAXH], sn[MAXH];
+    for (int i0 = 0; i0 < half; i0 += MAXH) {
+        int i1 = half - i0 < MAXH ? half : i0 + MAXH;
+        for (int i = i0; i < i1; i++) {
+            double th = (double)pos * freq_scale * pow(freq_base, -2.0 * i / n_rot);
+            cs[i - i0] = (float)cos(th);
+            sn[i - i0] = (float)sin(th);
+        }
+        for (int h = 0; h < n_heads; h++) {
+            float *v = x + (long)h * head_dim;
+            for (int i = i0; i < i1; i++) {
+                if (neox)
+                    rope_pair(&v[i], &v[i + half], cs[i - i0], sn[i - i0]);
+                else
+                    rope_pair(&v[2 * i], &v[2 * i + 1], cs[i - i0], sn[i - i0]);
+            }
+        }
+    }
+}
+
+/* ---- matmul driver --------------------------------------------------------- */
+
+int cpu_matmul_supports(int type) {
+    return type == GGML_TYPE_F32 || type == GGML_TYPE_F16 || type == GGML_TYPE_BF16 ||
+           type == GGML_TYPE_Q8_0 || type == GGML_TYPE_Q4_0;
+}
+
+static int kt_of(int type) {
+    switch (type) {
+    case GGML_TYPE_F32: return CPU_KT_F32;
+    case GGML_TYPE_F16: return CPU_KT_F16;
+    case GGML_TYPE_BF16: return CPU_KT_BF16;
+    case GGML_TYPE_Q8_0: return CPU_KT_Q8_0;
+    case GGML_TYPE_Q4_0: return CPU_KT_Q4_0;
+    default: return -1;
+    }
+}
+
+void cpu_scratch_free(cpu_scratch *s) {
+    if (!s) return;
+    free(s->buf);
+    s->buf = NULL;
+    s->cap = 0;
+}
+
+static int scratch_reserve(cpu_scratch *s, size_t need) {
+    if (s->cap >= need) return 0;
+    need = (need + 4095) & ~(size_t)4095;
+    void *b = aligned_alloc(64, need);
+    if (!b) return INF_ENOMEM;
+    free(s->buf);
+    s->buf = b;
+    s->cap = need;
+    return 0;
+}
+
+/* Rows of weights a thread keeps hot in L2 while it sweeps every token tile. */
+#define MM_BLOCK_BYTES (192 * 1024)
+/* Below this many multiply-adds the fork-join costs more than it saves. */
+#define MM_MIN_PARALLEL_MACS (64 * 1024)
+
+typedef struct mm_task {
+    const cpu_kernels *k;
+    const cpu_weight *w;
+    cpu_act act;
+    int kt, n_tok, rm, rn;
+    long row_block;
+    float *y;
+    long ys;
+    /* activation quantization (first pass) */
+    const float *x;
+    long xs;
+    int8_t *q;
+    float *d, *m;
+} mm_task;
+
+static void mm_quant_worker(void *ctx, int ith, int nth) {
+    mm_task *tk = ctx;
+    long lo, hi;
+    inf_pool_range(tk->n_tok, ith, nth, &lo, &hi);
+    for (long t = lo; t < hi; t++)
+        tk->k->quantize_q8(tk->x + t * tk->xs, tk->q + t * tk->act.q_stride,
+                           tk->d + t * tk->act.d_stride, tk->m + t * tk->act.d_stride, tk->w->cols);
+}
+
+static void mm_worker(void *ctx, int ith, int nth) {
+    const mm_task *tk = ctx;
+    const int64_t rows = tk->w->rows;
+    const int rm = tk->rm, rn = tk->rn;
+    /* Split whole tiles so every thread but the last runs full-height tiles. */
+    long lo, hi;
+    inf_pool_range((rows + rm - 1) / rm, ith, nth, &lo, &hi);
+    int64_t r_lo = lo * rm, r_hi = hi * rm < rows ? hi * rm : rows;
+    cpu_tile_fn tile = tk->k->tile[tk->kt];
+    for (int64_t rb = r_lo; rb < r_hi; rb += tk->row_block) {
+        int64_t rb_end = rb + tk->row_block < r_hi ? rb + tk->row_block : r_hi;
+        for (int t0 = 0; t0 < tk->n_tok; t0 += rn) {
+            int nt = tk->n_tok - t0 < rn ? tk->n_tok - t0 : rn;
+            for (int64_t r = rb; r < rb_end; r += rm) {
+                int nr = rb_end - r < rm ? (int)(rb_end - r) : rm;
+                tile(tk->w, r, nr, &tk->act, t0, nt, tk->y, tk->ys);
+            }
+        }
+    }
+}
+
+int cpu_matmul(inf_pool *pool, cpu_scratch *scratch, const cpu_weight *w, const float *x,
+               long x_stride, int n_tok, float *y, long y_stride) {
+    int kt = kt_of(w->type);
+    if (kt < 0) return INF_EUNSUPPORTED;
+    if (n_tok <= 0 || w->rows <= 0) return 0;
+    if (w->cols <= 0 || w->row_bytes == 0 || (n_tok > 1 && (x_stride < w->cols || y_stride < w->rows)))
+        return INF_EINVAL;
+    const int quant = kt == CPU_KT_Q8_0 || kt == CPU_KT_Q4_0;
+    if (quant && w->cols % 32) return INF_EINVAL;
+
+    const cpu_kernels *k = kern();
+    mm_task tk = {.k = k, .w = w, .kt = kt, .n_tok = n_tok, .y = y, .ys = y_stride};
+    tk.act.x = x;
+    tk.act.x_stride = x_stride;
+    cpu_scratch local = {0};
+    int nth = inf_pool_size(pool);
+    double macs = (double)w->rows * (double)w->cols * n_tok;
+    if (macs < MM_MIN_PARALLEL_MACS) nth = 1;
+    if (quant) {
+        cpu_scratch *s = scratch ? scratch : &local;
+        long qs = (w->cols + 63) & ~63L, ds = ((w->cols / 32) + 15) & ~15L;
+        size_t need = (size_t)n_tok * (size_t)qs + 2 * (size_t)n_tok * (size_t)ds * sizeof(float);
+        if (scratch_reserve(s, need)) return INF_ENOMEM;
+        tk.q = s->buf;
+        tk.d = (float *)((char *)s->buf + (size_t)n_tok * qs);
+        tk.m = tk.d + (size_t)n_tok * ds;
+        tk.act.q = tk.q;
+        tk.act.q_stride = qs;
+        tk.act.d = tk.d;
+        tk.act.m = tk.m;
+        tk.act.d_stride = ds;
+        tk.x = x;
+        tk.xs = x_stride;
+        if (nth > 1 && n_tok > 1)
+            inf_pool_run(pool, mm_quant_worker, &tk);
+        else
+            mm_quant_worker(&tk, 0, 1);
+    }
+    tk.rm = n_tok == 1 ? k->rm1[kt] : k->rm[kt];
+    tk.rn = n_tok == 1 ? 1 : k->rn[kt];
+    long rows_fit = (long)(MM_BLOCK_BYTES / w->row_bytes);
+    rows_fit = rows_fit / tk.rm * tk.rm;
+    tk.row_block = rows_fit > tk.rm ? rows_fit : tk.rm;
+    if (nth > 1)
+        inf_pool_run(pool, mm_worker, &tk);
+    else
+        mm_worker(&tk, 0, 1);
+    cpu_scratch_free(&local);
+    return 0;
+}

@@ -1,0 +1,77 @@
+/* cpu_ops.h - CPU compute kernels for the forward pass.
+ *
+ * Matrix products keep weights in their GGUF type (F32, F16, BF16, Q8_0, Q4_0)
+ * and use fused dequantize-dot kernels; for Q8_0/Q4_0 weights the activations
+ * are first quantized to Q8_0 blocks (as llama.cpp does). AVX2/FMA/F16C kernels
+ * are chosen at run time; a portable scalar path gives the same results within
+ * rounding. Batched products are tiled so each weight row block is read once
+ * per batch, not once per token.
+ */
+#ifndef INF_CPU_OPS_H
+#define INF_CPU_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "quant.h"
+#include "threadpool.h"
+
+/* A 2-D weight matrix: `rows` output features, each a row of `cols` inputs of
+ * `type`, rows contiguous at data + r*row_bytes. Points into the mmap (or into
+ * a buffer the backend owns). */
+typedef struct cpu_weight {
+    int type; /* ggml_type: F32, F16, BF16, Q8_0 or Q4_0 */
+    int64_t rows, cols;
+    size_t row_bytes;
+    const void *data;
+} cpu_weight;
+
+/* 1 if matmul supports this weight type directly. */
+int cpu_matmul_supports(int type);
+
+/* Process-wide kernel selection: 1 = best available SIMD (default when the CPU
+ * has AVX2+FMA+F16C), 0 = portable scalar. Returns the previous setting.
+ * For tests and benchmarks; not thread-safe against concurrent kernels. */
+int cpu_ops_set_simd(int enable);
+/* 1 if the SIMD kernels are in use. */
+int cpu_ops_simd_active(void);
+/* Short description of the selected kernels, e.g. "avx2+fma+f16c". */
+const char *cpu_ops_describe(void);
+
+/* Scratch memory the matmul needs for activation quantization; owned by the caller. */
+typedef struct cpu_scratch {
+    void *buf;
+    size_t cap;
+} cpu_scratch;
+void cpu_scratch_free(cpu_scratch *s);
+
+/* y[t][r] = sum_c w[r][c] * x[t][c] for t < n_tok, r < w->rows.
+ * x: n_tok rows of w->cols floats (stride x_stride floats), y: n_tok rows of
+ * w->rows floats (stride y_stride). Splits work across the pool. Returns 0, or
+ * INF_EUNSUPPORTED / INF_ENOMEM. */
+int cpu_matmul(inf_pool *pool, cpu_scratch *scratch, const cpu_weight *w, const float *x,
+               long x_stride, int n_tok, float *y, long y_stride);
+
+/* Single-threaded row kernels. */
+float cpu_dot_f32(const float *a, const float *b, long n);
+void cpu_axpy_f32(float *y, float a, const float *x, long n); /* y += a*x */
+/* out = x / rms(x) * w (w may be NULL: no scaling). out may alias x. */
+void cpu_rmsnorm(float *out, const float *x, const float *w, long n, float eps);
+/* In-place softmax over n values; returns nothing, handles -INFINITY entries. */
+void cpu_softmax(float *x, long n);
+/* out[i] = silu(gate[i]) * up[i] (out may alias gate). */
+void cpu_swiglu(float *out, const float *gate, const float *up, long n);
+
+/* Rotary embedding in place on a vector of n_heads heads of head_dim values,
+ * rotating the first n_rot dims of each head, at position pos.
+ * neox=0: adjacent pairs (x[2i], x[2i+1]) ("normal", llama);
+ * neox=1: halves (x[i], x[i + n_rot/2]) (GPT-NeoX, qwen2).
+ * theta_i = pos * freq_scale * base^(-2i/n_rot). */
+void cpu_rope(float *x, int n_heads, int head_dim, int n_rot, int pos, float freq_base,
+              float freq_scale, int neox);
+
+/* f16 <-> f32 row conversions (F16C when available). */
+void cpu_f16_to_f32(const inf_f16 *src, float *dst, long n);
+void cpu_f32_to_f16(const float *src, inf_f16 *dst, long n);
+
+#endif

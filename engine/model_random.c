@@ -1,0 +1,258 @@
+/* model_random.c - deterministic random-weights llama GGUF writer (see model_random.h). */
+#include "model_random.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gguf.h"
+#include "quant.h"
+
+int model_random_preset(model_random_opts *o, const char *preset, inf_error *err) {
+    memset(o, 0, sizeof *o);
+    o->type = GGML_TYPE_F16;
+    o->rope_freq_base = 10000.0f;
+    o->arch = "llama";
+    o->seed = 1;
+    if (strcmp(preset, "tiny") == 0) {
+        *o = (model_random_opts){5, 64, 8, 4, 172, 512, 512, GGML_TYPE_F32, 0, 0, "llama",
+                                 10000.0f, NULL, 1};
+    } else if (strcmp(preset, "small") == 0) {
+        *o = (model_random_opts){4, 256, 8, 2, 704, 1024, 2048, GGML_TYPE_F16, 0, 0, "llama",
+                                 10000.0f, NULL, 1};
+    } else if (strcmp(preset, "1b") == 0) {
+        *o = (model_random_opts){16, 2048, 32, 8, 8192, 128256, 131072, GGML_TYPE_F16, 1, 0,
+                                 "llama", 500000.0f, NULL, 1};
+    } else if (strcmp(preset, "8b") == 0) {
+        *o = (model_random_opts){32, 4096, 32, 8, 14336, 128256, 8192, GGML_TYPE_F16, 0, 0,
+                                 "llama", 500000.0f, NULL, 1};
+    } else {
+        return inf_error_set(err, INF_EINVAL, "unknown preset '%s' (tiny, small, 1b, 8b)", preset);
+    }
+    return 0;
+}
+
+/* splitmix64: fast, seedable, good enough for weights. */
+static uint64_t mix(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t hash_name(const char *s, uint64_t seed) {
+    uint64_t h = 1469598103934665603ull ^ seed;
+    for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    return h;
+}
+
+typedef struct fill_ctx {
+    const model_random_opts *o;
+    float *row;
+    size_t row_cap;
+} fill_ctx;
+
+/* Norm weights near 1, biases small, matrices uniform with std ~ 1/sqrt(fan_in)
+ * so activations keep a sane scale through many layers. */
+static int fill_tensor(void *vctx, const char *name, void *dst, uint64_t nbytes) {
+    fill_ctx *fc = vctx;
+    uint64_t st = hash_name(name, fc->o->seed);
+    int is_norm = strstr(name, "norm") != NULL, is_bias = strstr(name, ".bias") != NULL;
+    int type = (is_norm || is_bias) ? GGML_TYPE_F32 : fc->o->type;
+    uint64_t cols;
+    if (is_norm) cols = fc->o->n_embd;
+    else if (is_bias) cols = nbytes / 4;
+    else if (strstr(name, "ffn_down")) cols = fc->o->n_ff;
+    else if (strstr(name, "attn_output")) cols = (uint64_t)fc->o->n_embd; /* head_dim*n_head */
+    else cols = fc->o->n_embd;
+    int ok = 1;
+    size_t rb = quant_row_bytes(type, cols, &ok);
+    if (!ok || rb == 0 || nbytes % rb) return INF_EINVAL;
+    if (fc->row_cap < cols) {
+        float *n = realloc(fc->row, cols * sizeof(float));
+        if (!n) return INF_ENOMEM;
+        fc->row = n;
+        fc->row_cap = cols;
+    }
+    float a = is_norm ? 0.1f : is_bias ? 0.02f : sqrtf(3.0f / (float)cols);
+    for (uint64_t r = 0; r < nbytes / rb; r++) {
+        for (uint64_t i = 0; i < cols; i++) {
+            float u = (float)((mix(&st) >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+            fc->row[i] = is_norm ? 1.0f + a * u : a * u;
+        }
+        int rc = quant_quantize_row(type, fc->row, (uint8_t *)dst + r * rb, cols);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* Synthetic SentencePiece vocabulary: specials, 256 byte tokens, then letter
+ * strings with and without the U+2581 word marker, shortest first. */
+static int synthetic_vocab(gguf_writer *w, uint32_t n_vocab) {
+    char **toks = calloc(n_vocab, sizeof *toks);
+    uint64_t *lens = calloc(n_vocab, sizeof *lens);
+    float *scores = calloc(n_vocab, sizeof *scores);
+    int32_t *types = calloc(n_vocab, sizeof *types);
+    int rc = INF_ENOMEM;
+    if (!toks || !lens || !scores || !types) goto out;
+    static const char *specials[3] = {"<unk>", "<s>", "</s>"};
+    static const char alpha[] = "etaoinshrdlcumwfgypbvkjxqz";
+    uint32_t n = 0;
+    for (int i = 0; i < 3 && n < n_vocab; i++, n++) {
+        toks[n] = strdup(specials[i]);
+        types[n] = i == 0 ? 2 : 3;
+    }
+    for (int b = 0; b < 256 && n < n_vocab; b++, n++) {
+        char buf[8];
+        snprintf(buf, sizeof buf, "<0x%02X>", b);
+        toks[n] = strdup(buf);
+        types[n] = 6;
+    }
+    for (int len = 1; n < n_vocab && len <= 6; len++) {
+        uint64_t combos = 1;
+        for (int i = 0; i < len; i++) combos *= 26;
+        for (uint64_t c = 0; c < combos && n < n_vocab; c++) {
+            for (int marker = 1; marker >= 0 && n < n_vocab; marker--) {
+                char buf[32];
+                int p = 0;
+                if (marker) { memcpy(buf, "\xe2\x96\x81", 3); p = 3; }
+                uint64_t v = c;
+                for (int i = 0; i < len; i++) { buf[p++] = alpha[v % 26]; v /= 26; }
+                buf[p] = '\0';
+                toks[n] = strdup(buf);
+                types[n] = 1;
+                scores[n] = -(float)n;
+                n++;
+            }
+        }
+    }
+    for (uint32_t i = 0; i < n_vocab; i++) {
+        if (!toks[i]) goto out;
+        lens[i] = strlen(toks[i]);
+    }
+    rc = gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
+    if (!rc) rc = gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)toks, lens, n_vocab);
+    if (!rc) rc = gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_VT_FLOAT32, scores, n_vocab);
+    if (!rc) rc = gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_VT_INT32, types, n_vocab);
+    if (!rc) rc = gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
+    if (!rc) rc = gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
+    if (!rc) rc = gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+out:
+    if (toks)
+        for (uint32_t i = 0; i < n_vocab; i++) free(toks[i]);
+    free(toks);
+    free(lens);
+    free(scores);
+    free(types);
+    return rc;
+}
+
+static int set_arch_kvs(gguf_writer *w, const model_random_opts *o) {
+    char key[128];
+    const char *a = o->arch;
+    int rc = gguf_writer_set_str(w, "general.architecture", a);
+#define KU(suffix, val)                                              \
+    if (!rc) {                                                       \
+        snprintf(key, sizeof key, "%s.%s", a, suffix);               \
+        rc = gguf_writer_set_u32(w, key, (val));                     \
+    }
+    if (!rc) rc = gguf_writer_set_str(w, "general.name", "inferno random model");
+    if (!rc) rc = gguf_writer_set_u32(w, "general.file_type", (uint32_t)o->type);
+    KU("block_count", o->n_layer)
+    KU("embedding_length", o->n_embd)
+    KU("feed_forward_length", o->n_ff)
+    KU("attention.head_count", o->n_head)
+    KU("attention.head_count_kv", o->n_head_kv)
+    KU("context_length", o->n_ctx)
+    KU("rope.dimension_count", o->n_embd / o->n_head)
+    KU("vocab_size", o->n_vocab)
+#undef KU
+    if (!rc) {
+        snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", a);
+        rc = gguf_writer_set_f32(w, key, 1e-5f);
+    }
+    if (!rc) {
+        snprintf(key, sizeof key, "%s.rope.freq_base", a);
+        rc = gguf_writer_set_f32(w, key, o->rope_freq_base);
+    }
+    return rc;
+}
+
+static int add_t(gguf_writer *w, const char *name, int type, uint64_t ne0, uint64_t ne1,
+                 fill_ctx *fc) {
+    uint64_t ne[2] = {ne0, ne1};
+    return gguf_writer_add_tensor(w, name, type, ne1 ? 2 : 1, ne, NULL, fill_tensor, fc);
+}
+
+static int add_tensors(gguf_writer *w, const model_random_opts *o, fill_ctx *fc) {
+    uint64_t E = o->n_embd, hd = o->n_embd / o->n_head, KV = hd * o->n_head_kv, F = o->n_ff;
+    int T = o->type, rc = add_t(w, "token_embd.weight", T, E, o->n_vocab, fc);
+    char name[128];
+    for (uint32_t l = 0; l < o->n_layer && !rc; l++) {
+#define ADD(suffix, type, a, b)                                      \
+    if (!rc) {                                                       \
+        snprintf(name, sizeof name, "blk.%u.%s", l, suffix);         \
+        rc = add_t(w, name, type, a, b, fc);                         \
+    }
+        ADD("attn_norm.weight", GGML_TYPE_F32, E, 0)
+        ADD("attn_q.weight", T, E, E)
+        ADD("attn_k.weight", T, E, KV)
+        ADD("attn_v.weight", T, E, KV)
+        if (o->qkv_bias) {
+            ADD("attn_q.bias", GGML_TYPE_F32, E, 0)
+            ADD("attn_k.bias", GGML_TYPE_F32, KV, 0)
+            ADD("attn_v.bias", GGML_TYPE_F32, KV, 0)
+        }
+        ADD("attn_output.weight", T, E, E)
+        ADD("ffn_norm.weight", GGML_TYPE_F32, E, 0)
+        ADD("ffn_gate.weight", T, E, F)
+        ADD("ffn_up.weight", T, E, F)
+        ADD("ffn_down.weight", T, F, E)
+#undef ADD
+    }
+    if (!rc) rc = add_t(w, "output_norm.weight", GGML_TYPE_F32, E, 0, fc);
+    if (!rc && !o->tied) rc = add_t(w, "output.weight", T, E, o->n_vocab, fc);
+    return rc;
+}
+
+int model_random_write(const char *path, const model_random_opts *in, inf_error *err) {
+    model_random_opts o = *in;
+    if (!o.arch) o.arch = "llama";
+    if (o.n_head == 0 || o.n_embd % o.n_head || o.n_head_kv == 0 || o.n_head % o.n_head_kv ||
+        o.n_layer == 0 || o.n_ff == 0)
+        return inf_error_set(err, INF_EINVAL,
+                             "random model dims invalid: n_embd %u, n_head %u, n_head_kv %u",
+                             o.n_embd, o.n_head, o.n_head_kv);
+    int t = o.type;
+    if (t != GGML_TYPE_F32 && t != GGML_TYPE_F16 && t != GGML_TYPE_BF16 && t != GGML_TYPE_Q8_0 &&
+        t != GGML_TYPE_Q4_0)
+        return inf_error_set(err, INF_EINVAL, "random model type must be f32, f16, bf16, q8_0 or q4_0");
+    if ((t == GGML_TYPE_Q8_0 || t == GGML_TYPE_Q4_0) && (o.n_embd % 32 || o.n_ff % 32))
+        return inf_error_set(err, INF_EINVAL, "quantized random models need n_embd and n_ff divisible by 32");
+    gguf_writer *w = gguf_writer_new();
+    if (!w) return inf_error_set(err, INF_ENOMEM, "out of memory");
+    gguf_file *vf = NULL;
+    int rc = 0;
+    if (o.vocab_from) {
+        rc = gguf_open(&vf, o.vocab_from, err);
+        const gguf_kv *toks = NULL;
+        if (!rc) rc = gguf_get_arr(vf, "tokenizer.ggml.tokens", GGUF_VT_STRING, &toks, err);
+        if (!rc) {
+            o.n_vocab = (uint32_t)toks->arr_n;
+            rc = set_arch_kvs(w, &o);
+        }
+        if (!rc) rc = gguf_writer_copy_kvs(w, vf, "tokenizer.");
+    } else {
+        rc = set_arch_kvs(w, &o);
+        if (!rc) rc = synthetic_vocab(w, o.n_vocab);
+    }
+    fill_ctx fc = {&o, NULL, 0};
+    if (!rc) rc = add_tensors(w, &o, &fc);
+    if (rc && (!err || !err->msg[0])) inf_error_set(err, rc, "building random model failed");
+    if (!rc) rc = gguf_writer_write(w, path, err);
+    free(fc.row);
+    gguf_writer_free(w);
+    gguf_close(vf);
+    return rc;
+}

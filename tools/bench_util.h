@@ -1,0 +1,24 @@
+/* bench_util.h - timing, statistics and machine measurements for inferno-bench. */
+#ifndef INF_BENCH_UTIL_H
+#define INF_BENCH_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Monotonic seconds. */
+double bench_now(void);
+
+/* splitmix64 step. */
+uint64_t bench_rand(uint64_t *state);
+
+/* Median of n values (sorts v in place); 0 when n == 0. */
+double bench_median(double *v, int n);
+
+/* Streaming-read bandwidth in GB/s with n_threads readers over a buffer much
+ * larger than the caches (median of several passes). */
+double bench_memory_bandwidth(int n_threads);
+
+/* Engine throughput table (tools/bench_engine.c). */
+void bench_concurrency(const char *models_dir, int quick);
+
+#endif
