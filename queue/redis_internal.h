@@ -1,0 +1,111 @@
+/* redis_internal.h - shared state of the redis_*.c files (not public). */
+#ifndef INF_REDIS_INTERNAL_H
+#define INF_REDIS_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <time.h>
+
+#include <hiredis/hiredis.h>
+
+#include "redis_out.h"
+
+#define RDS_BUCKETS 1024
+
+/* One queued XADD (plus optional EXPIRE), immutable once queued except for
+ * `sent`/`skip`, which only the sender thread touches. */
+typedef struct rds_entry {
+    struct rds_entry *next;
+    int is_final;
+    int expire_s;      /* EXPIRE after the XADD; 0 none */
+    void *ack_ctx;
+    int sent;          /* times handed to Redis without a confirmed reply */
+    int skip_xadd;     /* resend found it already written: only the EXPIRE */
+    size_t bytes;      /* accounted against max_pending_bytes */
+    int argc;
+    const char **argv; /* argv[1] is the stream key */
+    size_t *argvlen;
+    char *buf;         /* storage of all arguments */
+} rds_entry;
+
+/* A growable byte buffer. */
+typedef struct rds_buf {
+    char *p;
+    size_t len, cap;
+} rds_buf;
+
+/* The open (not yet queued) token batch of one stream. */
+typedef struct rds_open {
+    struct rds_open *hnext;        /* hash chain */
+    struct rds_open *prev, *next;  /* by opening time, oldest first */
+    char *key;
+    int seq;
+    int n_tokens;
+    int has_logprobs;
+    double opened_ms;
+    size_t bytes;                  /* currently accounted */
+    rds_buf text, ids, logprobs;
+} rds_open;
+
+struct rds {
+    rds_config cfg;        /* strings point into owned copies below */
+    char *s_url, *s_out_prefix, *s_cancel_channel, *s_cancel_key_prefix, *s_workers_zset,
+        *s_worker_key_prefix;
+    rds_url url;
+
+    pthread_mutex_t mu;    /* queue, open batches, acks, counters */
+    pthread_cond_t wake;   /* sender: new work or stop */
+    pthread_cond_t idle;   /* rds_flush: queue drained */
+    rds_entry *head, *tail;
+    size_t n_entries;
+    size_t pending_bytes;
+    rds_open *buckets[RDS_BUCKETS];
+    rds_open *open_head, *open_tail;
+    size_t n_open;
+    void **acks;
+    size_t acks_len, acks_cap;
+    long long written, write_errors, reconnects;
+    double last_publish_ms;
+    char last_error[160];
+    int stopping;
+    atomic_int connected;
+    pthread_t sender;
+    int sender_started;
+
+    /* cancel subscriber */
+    pthread_mutex_t cmu;
+    char (*cancel_ids)[RDS_ID_MAX + 1];
+    size_t cancel_len, cancel_cap;
+    long long cancels_received;
+    int cancel_pipe[2];    /* rds_free writes a byte to wake the subscriber */
+    pthread_t canceller;
+    int canceller_started;
+
+    /* query connection */
+    pthread_mutex_t qmu;
+    redisContext *qc;
+};
+
+double rds__now_ms(void);      /* monotonic */
+long long rds__epoch_ms(void); /* wall clock */
+
+/* Records msg as last_error (takes r->mu itself). */
+void rds__set_last_error(rds *r, const char *msg);
+
+/* Queue helpers (redis_out.c); callers hold r->mu where state is touched. */
+void rds__abs_deadline(struct timespec *ts, double ms_from_now);
+void rds__entry_free(rds_entry *e);
+void rds__seal_expired(rds *r, double now, int all); /* all: every open batch */
+
+/* The sender thread (redis_send.c). */
+void *rds__sender_main(void *arg);
+
+/* Cancel subscriber (redis_cancel.c). */
+int rds__cancel_start(rds *r, inf_error *err);
+void rds__cancel_stop(rds *r);
+
+/* Query connection (redis_query.c). */
+void rds__query_close(rds *r);
+
+#endif
