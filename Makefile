@@ -71,7 +71,7 @@ TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_NAMES := $(patsubst tests/test_%.c,%,$(TEST_SRCS))
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/tests/testutil.o $(BUILD)/tests/runner.o $(BUILD)/tests/registry.o
 
-.PHONY: all test asan bench fuzz run deps clean test-gpu bench-gpu
+.PHONY: all test asan bench fuzz run deps clean
 all: $(PROGS) $(BIN)/inferno-tests
 
 deps:
@@ -146,5 +146,8 @@ run: deps
 
 clean:
 	rm -rf build build-asan bin bin-asan
+
+# GPU checks (make test-gpu, make bench-gpu) live beside the kernels.
+-include kernels/cuda.mk
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

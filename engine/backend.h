@@ -81,4 +81,17 @@ int backend_validate_batch(const backend *b, const backend_batch *batch, inf_err
 int backend_cpu_create(backend **out, const gguf_file *f, const backend_config *cfg,
                        inf_error *err);
 
+/* CUDA backend over an open GGUF file (weights are copied to the device; the
+ * file must still outlive the backend). The KV cache takes
+ * cfg->gpu_memory_fraction of the device memory free after weights and
+ * workspace (kv_cache_bytes when that fraction is 0). Fails with
+ * INF_EUNSUPPORTED naming the reason when there is no usable device or the
+ * program was built without CUDA; INF_ENOMEM naming what did not fit. */
+int backend_cuda_create(backend **out, const gguf_file *f, const backend_config *cfg,
+                        inf_error *err);
+
+/* 1 if a CUDA device the backend can use is present (why gets its name);
+ * 0 otherwise, with the reason in why (cap bytes, may be NULL). */
+int backend_cuda_available(char *why, size_t cap);
+
 #endif

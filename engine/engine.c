@@ -209,9 +209,11 @@ int eng_finish(engine *e, eng_req *r, engine_finish_reason reason, int code, con
 
 static int resolve_config(engine_config *c, inf_error *err) {
     if (!c->backend) c->backend = "auto";
-    if (strcmp(c->backend, "cpu") != 0 && strcmp(c->backend, "auto") != 0)
+    if (strcmp(c->backend, "cpu") != 0 && strcmp(c->backend, "auto") != 0 &&
+        strcmp(c->backend, "cuda") != 0)
         return inf_error_set(err, INF_EUNSUPPORTED,
-                             "backend '%s' is not available (use \"cpu\" or \"auto\")", c->backend);
+                             "backend '%s' is not available (use \"cpu\", \"cuda\" or \"auto\")",
+                             c->backend);
     if (c->kv_block_size == 0) c->kv_block_size = KV_DEFAULT_BLOCK_SIZE;
     if (c->max_num_seqs == 0) c->max_num_seqs = 64;
     if (c->max_num_batched_tokens == 0) c->max_num_batched_tokens = 512;
@@ -257,7 +259,16 @@ int engine_open(engine **out, const engine_config *cfg_in, const char *model_pat
     bc.kv_block_size = cfg.kv_block_size;
     bc.kv_type = cfg.kv_type;
     bc.max_batch_tokens = cfg.max_num_batched_tokens;
-    if ((rc = backend_cpu_create(&e->be, e->file, &bc, err))) {
+    /* Backend choice: "cuda" requires a usable GPU, "auto" takes one when
+     * present, "cpu" never does. An explicit KV budget is honoured on the GPU
+     * too (otherwise the GPU cache takes gpu_memory_fraction of free memory). */
+    if (cfg.kv_cache_bytes) bc.gpu_memory_fraction = 0;
+    char why[256] = "";
+    int want_cuda = strcmp(cfg.backend, "cuda") == 0 ||
+                    (strcmp(cfg.backend, "auto") == 0 && backend_cuda_available(why, sizeof why));
+    rc = want_cuda ? backend_cuda_create(&e->be, e->file, &bc, err)
+                   : backend_cpu_create(&e->be, e->file, &bc, err);
+    if (rc) {
         inf_error_wrap(err, rc, "%s", model_path);
         goto fail;
     }

@@ -1,0 +1,14 @@
+/* gpu_test.h - shared helpers of the GPU test program (tests-gpu/). */
+#ifndef INF_GPU_TEST_H
+#define INF_GPU_TEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Registers the kernel-vs-CPU suite "gpu_kernels" (gpu_kernel_tests.c). */
+void gpu_register_kernel_tests(void);
+
+/* max |a - b| / max(|b|, floor) over n values; +inf if a has a NaN. */
+double gpu_rel_err(const float *a, const float *b, size_t n, double floor);
+
+#endif
