@@ -1,0 +1,162 @@
+/* kafka_in.h - the worker's Kafka side: one group consumer over the priority
+ * request topics (index 0 most urgent), in-flight capping with pause/resume,
+ * at-least-once offset tracking, and the dead-letter producer.
+ *
+ * Threading: every kin_* call on one handle may come from any thread; calls
+ * are serialised by an internal mutex that is never held while blocking in
+ * kin_poll, so kin_msg_done may be called from another thread while one
+ * thread waits in kin_poll. librdkafka callbacks only run inside kin_* calls.
+ *
+ * At-least-once: a message returned by kin_poll is "in flight" until
+ * kin_msg_done. Per partition, the offset stored/committed is the lowest
+ * in-flight offset, or (none in flight) the last returned offset + 1; so a
+ * crash or a lost partition redelivers exactly the unfinished messages (and
+ * possibly some finished ones above an unfinished one). When a partition is
+ * revoked its tracking is dropped: the in-flight messages stay valid, still
+ * count towards max_inflight and must still be passed to kin_msg_done, but they
+ * no longer move any offset (whoever gets the partition redelivers them).
+ */
+#ifndef INF_KAFKA_IN_H
+#define INF_KAFKA_IN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+#define KIN_MAX_TOPICS 3
+
+typedef struct kin kin;
+
+typedef struct kin_config {
+    const char *brokers;                 /* bootstrap "host:port,..." (required) */
+    const char *group;                   /* "inferno-workers" */
+    const char *topics[KIN_MAX_TOPICS];  /* high, normal, low; urgency = index */
+    int n_topics;                        /* 1..3; default 3 */
+    const char *dlq_topic;               /* "inferno.requests.dlq"; NULL: no DLQ producer */
+    const char *group_instance_id;       /* static membership (group.instance.id); NULL off */
+    int max_inflight;                    /* cap (default 64); partitions paused at the cap */
+    int urgent_reserve;                  /* added: slots kept for more urgent topics: topic i is
+                                          * paused (and not read) once inflight >=
+                                          * max_inflight - i * urgent_reserve, so the lowest
+                                          * priority pauses first; 0 (default): all at the cap */
+    const char *const *props;            /* librdkafka passthrough "key=value" (-X) */
+    int n_props;
+    /* Added (0 = default): */
+    int session_timeout_ms;              /* 10000 (the mock cluster needs >= 6000) */
+    int max_poll_interval_ms;            /* 300000 */
+    int commit_interval_ms;              /* 200: at most one explicit async commit per interval */
+    int queued_max_kbytes;               /* 256: queued.max.messages.kbytes (small: do not hoard) */
+    const char *client_id;               /* "inferno-worker" */
+} kin_config;
+
+/* Defaults as documented above (topics inferno.requests.{high,normal,low}).
+ * All strings are static. */
+kin_config kin_config_default(void);
+
+/* Validates cfg, creates the consumer (subscribed, cooperative-sticky,
+ * enable.auto.offset.store=false, auto.offset.reset=earliest unless -X says
+ * otherwise) and, when dlq_topic is set, the DLQ producer. Each "key=value" in
+ * props is applied to the consumer and to the producer where it applies; a
+ * malformed entry, an unknown key or a bad value fails with INF_EINVAL and a
+ * message naming it. Does not wait for the brokers (they may be down: librdkafka
+ * retries). cfg's strings are copied. Caller frees *out with kin_free. */
+int kin_create(kin **out, const kin_config *cfg, inf_error *err);
+
+/* Destroys the handle without committing anything further (what was already
+ * committed stays; uncommitted work is redelivered). Call kin_close first for a
+ * clean exit. Frees messages still waiting in kin_poll_dlq_acks's queue but not
+ * in-flight kin_msg objects the caller holds (free those with kin_msg_done
+ * before, or kin_msg_free). The consumer destroy is bounded (5 s): if
+ * librdkafka hangs (seen after a coordinator went down) the handle is leaked
+ * rather than hanging the caller. NULL is fine. */
+void kin_free(kin *k);
+
+typedef struct kin_msg {
+    int topic_index;     /* 0 = most urgent */
+    const char *topic;   /* owned by the kin handle (valid until kin_free) */
+    int32_t partition;
+    int64_t offset;
+    const void *key;     /* copies owned by the msg; NUL-terminated (not counted in _len); NULL if none */
+    size_t key_len;
+    const void *value;   /* NULL if the record had no value */
+    size_t value_len;
+    /* Added: */
+    int64_t timestamp_ms; /* record timestamp, -1 if unknown */
+} kin_msg;
+
+/* Waits up to timeout_ms (0: no wait) for a request. Returns 0 with *out set
+ * (caller owns it until kin_msg_done), or 0 with *out NULL on timeout. Never
+ * returns a message while kin_inflight >= max_inflight: then it keeps serving
+ * the consumer (rebalances, heartbeats, max.poll.interval.ms, commits, DLQ
+ * delivery reports) with every partition paused. When several topics have
+ * messages ready, the most urgent topic's is returned first. Errors from
+ * Kafka (broker down, ...) are not returned: librdkafka retries; see
+ * kin_stats. Returns INF_ESTATE after kin_close. */
+int kin_poll(kin *k, int timeout_ms, kin_msg **out, inf_error *err);
+
+/* The request reached its final entry (Redis or the DLQ): marks m's offset
+ * done, frees m, stores the highest offset below which everything on that
+ * partition is done (never beyond an unfinished offset) and schedules an async
+ * commit; decrements inflight and resumes paused partitions, most urgent
+ * first. m from a since revoked partition only decrements inflight. */
+void kin_msg_done(kin *k, kin_msg *m);
+
+/* Frees m WITHOUT marking it done (it stays unfinished: its partition's
+ * committed offset cannot pass it until the partition is revoked or the
+ * process restarts); still decrements inflight. For shutdown paths. */
+void kin_msg_free(kin *k, kin_msg *m);
+
+/* Produces m's raw value and key to the DLQ topic with headers
+ * x-inferno-reason, x-inferno-source-topic, x-inferno-source-partition,
+ * x-inferno-source-offset, x-inferno-request-id (when known), plus m's own
+ * headers. Async: m is handed back by kin_poll_dlq_acks once the broker
+ * confirmed it (librdkafka retries until message.timeout.ms, default here
+ * infinite); the caller keeps ownership of m meanwhile but must not free it or
+ * call kin_msg_done on it before then. INF_ESTATE without a DLQ topic. */
+int kin_send_dlq(kin *k, const kin_msg *m, const char *reason, const char *request_id_or_null, inf_error *err);
+
+/* Fills msgs with up to max messages whose DLQ copy was delivered; returns
+ * how many. The caller then calls kin_msg_done on each. A DLQ delivery that
+ * failed permanently is retried internally (it never comes back here). */
+int kin_poll_dlq_acks(kin *k, kin_msg **msgs, int max);
+
+/* Messages returned by kin_poll and not yet done/freed. */
+int kin_inflight(const kin *k);
+
+/* Partitions currently assigned to this consumer. */
+int kin_assigned(const kin *k);
+
+#define KIN_STATS_MAX_PARTS 64
+
+typedef struct kin_part_stats {
+    int topic_index;
+    int32_t partition;
+    int paused;
+    int inflight;         /* tracked unfinished messages */
+    int64_t stored;       /* next offset to commit (-1: none yet) */
+    int64_t high_watermark; /* -1 unknown */
+    int64_t lag;          /* high_watermark - stored (or - position), -1 unknown */
+} kin_part_stats;
+
+typedef struct kin_stats_t {
+    int assigned, paused, inflight, max_inflight;
+    int dlq_pending;              /* sent to the DLQ, not yet confirmed */
+    int brokers_up;               /* 0: all brokers down (last reported) */
+    int queued[KIN_MAX_TOPICS];   /* fetched locally, not yet returned by kin_poll (approximate) */
+    long long received, done, commits, commit_errors, rebalances, dlq_sent, dlq_failed, errors;
+    char last_error[256];         /* last Kafka error, "" if none */
+    int n_parts;                  /* entries in parts (at most KIN_STATS_MAX_PARTS) */
+    kin_part_stats parts[KIN_STATS_MAX_PARTS];
+} kin_stats_t;
+
+/* Snapshot of counters and per-partition state. */
+void kin_stats(kin *k, kin_stats_t *st);
+
+/* Stores what is done, commits synchronously (bounded by timeout_ms) and
+ * leaves the group (revoking everything). Waits up to timeout_ms for pending
+ * DLQ deliveries. In-flight messages stay valid for kin_msg_done/kin_msg_free
+ * but move no offsets any more. Call once; then kin_free. */
+int kin_close(kin *k, int timeout_ms, inf_error *err);
+
+#endif

@@ -1,0 +1,292 @@
+/* worker.c - worker lifecycle and the main loop (see worker.h). The path of
+ * a single request is in worker_job.c. */
+#include "worker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "worker_internal.h"
+
+#define POLL_IDLE_MS 50       /* Kafka wait when the engine is idle */
+#define POLL_BATCH 32         /* messages taken per loop round at most */
+#define ACK_BATCH 256
+#define ABORT_ACK_WAIT_MS 5000 /* after aborting: how long Redis gets to confirm */
+#define CLOSE_TIMEOUT_MS 10000
+
+int64_t wk_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms) {
+    struct timespec d = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&d, NULL);
+}
+
+static void heartbeat(struct worker *w) {
+    engine_stats st;
+    memset(&st, 0, sizeof st);
+    if (w->eng) engine_stats_get(w->eng, &st);
+    const char *model = strrchr(w->cfg->model, '/');
+    model = model ? model + 1 : w->cfg->model;
+    rds_worker_info info = {
+        .id = w->cfg->worker_id,
+        .host = w->host,
+        .model = model,
+        .backend = w->eng ? engine_get_config(w->eng)->backend : w->cfg->backend,
+        .device = w->eng ? engine_device(w->eng) : "",
+        .status = w->status,
+        .version = WORKER_VERSION,
+        .topics = w->cfg->topics_csv,
+        .pid = (int)getpid(),
+        .max_num_seqs = w->eng ? engine_get_config(w->eng)->max_num_seqs : w->cfg->max_num_seqs,
+        .running = st.n_running,
+        .waiting = st.n_waiting + w->n_pending,
+        .kv_used = st.kv_blocks_used,
+        .kv_total = st.kv_blocks_total,
+        .tokens_per_s = st.generated_tokens_per_s,
+        .done = w->n_done,
+        .failed = w->n_failed,
+        .started_at_ms = w->started_ms,
+    };
+    inf_error err = {0};
+    if (rds_heartbeat(w->rds, &info, w->cfg->heartbeat_ttl_s, &err) != 0)
+        WLOG_W(&w->log, NULL, "heartbeat failed: %s", err.msg);
+}
+
+static int register_schemas(struct worker *w, inf_error *err) {
+    if (!*w->cfg->schemas) return 0;
+    char *s = strdup(w->cfg->schemas), *save = NULL;
+    if (!s) return inf_error_set(err, INF_ENOMEM, "out of memory");
+    int rc = 0;
+    for (char *t = strtok_r(s, ",", &save); t && !rc; t = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(t, '=');
+        *eq = '\0';
+        uint64_t fp = 0;
+        rc = inf_avro_registry_add_file(w->reg, eq + 1, (int32_t)atol(t), &fp, err);
+        if (rc) inf_error_wrap(err, rc, "--schemas %s", eq + 1);
+        else WLOG_I(&w->log, NULL, "writer schema %s registered (id %s, fingerprint %llu)", eq + 1, t,
+                    (unsigned long long)fp);
+    }
+    free(s);
+    return rc;
+}
+
+int worker_create(worker **out, const wcfg *cfg, inf_error *err) {
+    *out = NULL;
+    worker *w = calloc(1, sizeof *w);
+    if (!w) return inf_error_set(err, INF_ENOMEM, "out of memory");
+    w->cfg = cfg;
+    w->log.level = cfg->log_level;
+    w->status = "starting";
+    w->started_ms = wk_now_ms();
+    if (gethostname(w->host, sizeof w->host - 1) != 0) strcpy(w->host, "localhost");
+
+    int rc = inf_avro_registry_create(&w->reg, err);
+    if (!rc) rc = register_schemas(w, err);
+
+    if (!rc) {
+        rds_config rc_cfg = rds_config_default();
+        rc_cfg.url = cfg->redis_url;
+        rc_cfg.out_prefix = cfg->out_prefix;
+        rc_cfg.stream_maxlen = cfg->stream_maxlen;
+        rc_cfg.expire_s = cfg->stream_expire_s;
+        rc_cfg.flush_ms = cfg->flush_ms;
+        rc_cfg.flush_tokens = cfg->flush_tokens;
+        rc_cfg.max_pending_bytes = (size_t)cfg->max_pending_mb << 20;
+        rc_cfg.cancel_channel = cfg->cancel_channel;
+        rc_cfg.cancel_key_prefix = cfg->cancel_key_prefix;
+        /* Queries run on the loop thread: keep a dead Redis from stalling it. */
+        rc_cfg.connect_timeout_ms = 1000;
+        rc = rds_create(&w->rds, &rc_cfg, err);
+        if (rc) inf_error_wrap(err, rc, "Redis");
+    }
+    if (!rc) heartbeat(w); /* status "starting" while the model loads */
+
+    if (!rc) {
+        engine_config ec = engine_config_default();
+        ec.backend = cfg->backend;
+        ec.n_threads = cfg->threads;
+        ec.kv_cache_bytes = (size_t)cfg->kv_cache_mb << 20;
+        ec.max_num_seqs = cfg->max_num_seqs;
+        ec.max_num_batched_tokens = cfg->max_batched_tokens;
+        ec.max_model_len = cfg->max_model_len;
+        ec.aging_ms = cfg->aging_ms;
+        ec.enable_prefix_caching = cfg->prefix_caching;
+        rc = engine_open(&w->eng, &ec, cfg->model, err);
+    }
+    if (!rc) {
+        kin_config kc = kin_config_default();
+        kc.brokers = cfg->brokers;
+        kc.group = cfg->group;
+        for (int i = 0; i < cfg->n_topics; i++) kc.topics[i] = cfg->topics[i];
+        kc.n_topics = cfg->n_topics;
+        kc.dlq_topic = cfg->dlq_topic;
+        kc.group_instance_id = *cfg->group_instance_id ? cfg->group_instance_id : NULL;
+        kc.max_inflight = cfg->max_inflight;
+        kc.urgent_reserve = cfg->urgent_reserve;
+        kc.props = (const char *const *)cfg->props;
+        kc.n_props = cfg->n_props;
+        kc.client_id = cfg->worker_id;
+        rc = kin_create(&w->kin, &kc, err);
+        if (rc) inf_error_wrap(err, rc, "Kafka");
+    }
+    if (rc) {
+        worker_free(w);
+        return rc;
+    }
+    const engine_config *ec = engine_get_config(w->eng);
+    WLOG_I(&w->log, NULL,
+           "worker %s: model %s on %s (max_num_seqs %d, max_model_len %d), brokers %s, group %s, topics %s, "
+           "redis %s, max in flight %d (urgent reserve %d)",
+           cfg->worker_id, cfg->model, engine_device(w->eng), ec->max_num_seqs, ec->max_model_len, cfg->brokers,
+           cfg->group, cfg->topics_csv, strchr(cfg->redis_url, '@') ? "(with credentials)" : cfg->redis_url,
+           cfg->max_inflight, cfg->urgent_reserve);
+    *out = w;
+    return 0;
+}
+
+void worker_free(worker *w) {
+    if (!w) return;
+    if (w->kin) wk_release_all(w);
+    for (int i = 0; i < w->n_held; i++) kin_msg_free(w->kin, w->held[i]);
+    free(w->held);
+    wk_backlog_free(w);
+    kin_free(w->kin);
+    engine_close(w->eng);
+    rds_free(w->rds);
+    inf_avro_registry_free(w->reg);
+    free(w);
+}
+
+static void service_acks(struct worker *w) {
+    void *ctxs[ACK_BATCH];
+    int n;
+    while ((n = rds_poll_acks(w->rds, ctxs, ACK_BATCH)) > 0)
+        for (int i = 0; i < n; i++) wk_on_redis_ack(w, ctxs[i]);
+    kin_msg *msgs[ACK_BATCH];
+    while ((n = kin_poll_dlq_acks(w->kin, msgs, ACK_BATCH)) > 0)
+        for (int i = 0; i < n; i++) wk_on_dlq_ack(w, msgs[i]);
+}
+
+static void service_cancels(struct worker *w) {
+    char ids[64][RDS_ID_MAX + 1];
+    int n;
+    while ((n = rds_poll_cancels(w->rds, ids, 64)) > 0)
+        for (int i = 0; i < n; i++) wk_on_cancel(w, ids[i]);
+}
+
+/* Takes up to POLL_BATCH messages; waits up to wait_ms for the first. */
+static int poll_kafka(struct worker *w, int wait_ms, inf_error *err) {
+    for (int i = 0; i < POLL_BATCH; i++) {
+        kin_msg *m = NULL;
+        int rc = kin_poll(w->kin, i == 0 ? wait_ms : 0, &m, err);
+        if (rc) return rc;
+        if (!m) break;
+        if (w->draining) {
+            /* Not ours to serve any more: held unfinished (it still counts
+             * against max_inflight, which stops the consumer from handing out
+             * more) and released uncommitted at exit, for another worker. */
+            if (w->n_held == w->cap_held) {
+                int nc = w->cap_held ? 2 * w->cap_held : 16;
+                kin_msg **nh = realloc(w->held, (size_t)nc * sizeof *nh);
+                if (!nh) {
+                    kin_msg_free(w->kin, m);
+                    continue;
+                }
+                w->held = nh;
+                w->cap_held = nc;
+            }
+            w->held[w->n_held++] = m;
+            continue;
+        }
+        wk_on_message(w, m);
+    }
+    return 0;
+}
+
+int worker_run(worker *w, const volatile sig_atomic_t *signals, inf_error *err) {
+    const wcfg *cfg = w->cfg;
+    int rc = 0;
+    int64_t next_hb = mono_ms() + cfg->heartbeat_ms, drain_deadline = 0, ack_deadline = 0;
+    w->status = "ready";
+    heartbeat(w);
+    WLOG_I(&w->log, NULL, "ready");
+    for (;;) {
+        int64_t now = mono_ms();
+        int sig = *signals;
+        if (sig >= 1 && !w->draining) {
+            w->draining = 1;
+            w->status = "draining";
+            drain_deadline = now + (int64_t)cfg->drain_timeout_s * 1000;
+            WLOG_I(&w->log, NULL, "draining: %d request(s) in flight, up to %d s", wk_busy_jobs(w),
+                   cfg->drain_timeout_s);
+            heartbeat(w);
+            next_hb = now + cfg->heartbeat_ms;
+        }
+        if (w->draining && !w->aborting && (sig >= 2 || now >= drain_deadline)) {
+            w->aborting = 1;
+            ack_deadline = now + ABORT_ACK_WAIT_MS;
+            WLOG_W(&w->log, NULL, "%s: aborting %d request(s) still in flight",
+                   sig >= 2 ? "second signal" : "drain timeout", engine_n_inflight(w->eng));
+            wk_abort_running(w);
+        }
+        int full = wk_flush_backlog(w);
+        service_cancels(w);
+        service_acks(w);
+        wk_retry_dlq(w);
+        if (!w->draining && !full) wk_admit_pending(w);
+        if (now >= next_hb) {
+            heartbeat(w);
+            next_hb = now + cfg->heartbeat_ms;
+        }
+        if (w->draining) {
+            /* Done when every served request's final entry is confirmed. */
+            if (wk_busy_jobs(w) == 0 && !engine_has_work(w->eng) && !w->backlog_head) break;
+            if (w->aborting && now >= ack_deadline) {
+                WLOG_W(&w->log, NULL, "giving up waiting for Redis: %d request(s) left uncommitted "
+                       "(they will be redelivered)", wk_busy_jobs(w));
+                break;
+            }
+        }
+        int busy = engine_has_work(w->eng) && !full;
+        if (busy) {
+            const engine_event *ev = NULL;
+            int n = 0;
+            rc = engine_step(w->eng, &ev, &n, err);
+            if (rc) {
+                WLOG_E(&w->log, NULL, "engine failed: %s", err ? err->msg : "");
+                break;
+            }
+            wk_on_events(w, ev, n);
+        }
+        /* Keep polling even at the cap or while draining: kin_poll then
+         * returns nothing new but serves rebalances and commits. */
+        rc = poll_kafka(w, busy ? 0 : (full ? 10 : POLL_IDLE_MS), err);
+        if (rc) {
+            WLOG_E(&w->log, NULL, "Kafka consumer failed: %s", err ? err->msg : "");
+            break;
+        }
+        if (!busy && full) sleep_ms(5);
+    }
+    /* Shutdown: unserved messages go back uncommitted, the rest commits. */
+    w->status = "stopped";
+    wk_release_all(w);
+    for (int i = 0; i < w->n_held; i++) kin_msg_free(w->kin, w->held[i]);
+    w->n_held = 0;
+    inf_error e2 = {0};
+    if (kin_close(w->kin, CLOSE_TIMEOUT_MS, &e2) != 0) WLOG_W(&w->log, NULL, "Kafka close: %s", e2.msg);
+    if (rds_unregister(w->rds, cfg->worker_id, &e2) != 0) WLOG_W(&w->log, NULL, "unregister: %s", e2.msg);
+    WLOG_I(&w->log, NULL, "stopped: %lld done, %lld failed", w->n_done, w->n_failed);
+    return rc;
+}

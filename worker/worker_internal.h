@@ -1,0 +1,90 @@
+/* worker_internal.h - state shared by worker.c (lifecycle, main loop) and
+ * worker_job.c (one request's path: decode, admit, events, acks). Not a
+ * public interface. */
+#ifndef INF_WORKER_INTERNAL_H
+#define INF_WORKER_INTERNAL_H
+
+#include <stdint.h>
+
+#include "avro_codec.h"
+#include "config.h"
+#include "engine.h"
+#include "kafka_in.h"
+#include "redis_out.h"
+#include "wlog.h"
+
+#define WJ_STREAM_MAX 300
+
+typedef enum wjob_state {
+    WJ_PENDING = 1, /* decoded, waiting to be admitted (Redis checks, capacity) */
+    WJ_RUNNING,     /* in the engine */
+    WJ_FINAL_SENT,  /* final entry queued; waiting for Redis to confirm it */
+    WJ_BAD          /* undecodable / rejected: DLQ (+ error entry) pending */
+} wjob_state;
+
+/* One Kafka message being served (or dead-lettered). */
+typedef struct wjob {
+    wjob_state state;
+    char id[INF_REQUEST_ID_MAX + 1];   /* "" when unknown (bad message) */
+    char stream[WJ_STREAM_MAX];        /* reply stream key; "" when none */
+    kin_msg *msg;                      /* owned until kin_msg_done/free */
+    kin_msg **dups;                    /* redeliveries of the same id while in flight */
+    int n_dups, cap_dups;
+    int waits;                         /* acks outstanding (Redis final, DLQ copy) */
+    int dlq_unsent;                    /* kin_send_dlq still to do (it failed; retried) */
+    char dlq_reason[INF_ERROR_MSG_MAX + 64];
+    inf_request req;                   /* valid while PENDING */
+    int has_req;
+    char *metadata_json;               /* echoed in the done entry */
+    int stream_tokens;                 /* request's stream flag */
+    int cancel;                        /* cancel asked before admission */
+    int attempt, prompt_tokens, n_out; /* n_out: completion tokens so far */
+    char *acc_text;                    /* stream=false: the whole answer */
+    size_t acc_len, acc_cap;
+    int32_t *acc_ids;
+    int acc_n, acc_idcap;
+    int64_t received_ms;
+    struct wjob *prev, *next;
+} wjob;
+
+/* An entry that rds_emit_* refused with INF_EFULL (or that queued behind
+ * one): kept in order and re-sent before anything newer. */
+typedef struct wemit wemit;
+
+struct worker {
+    const wcfg *cfg;
+    wlog log;
+    engine *eng;
+    rds *rds;
+    kin *kin;
+    inf_avro_registry *reg;
+    wjob *jobs_head, *jobs_tail;
+    int n_jobs, n_pending;
+    wemit *backlog_head, *backlog_tail;
+    size_t n_backlog;
+    long long n_done, n_failed;
+    int64_t started_ms, next_query_ms, query_backoff_ms;
+    kin_msg **held; /* received while draining: never served, released at exit */
+    int n_held, cap_held;
+    const char *status;
+    char host[256];
+    int draining, aborting;
+};
+
+int64_t wk_now_ms(void);
+
+/* worker_job.c */
+void wk_on_message(struct worker *w, kin_msg *m);
+void wk_admit_pending(struct worker *w);
+void wk_on_events(struct worker *w, const engine_event *ev, int n);
+void wk_on_redis_ack(struct worker *w, void *ctx);
+void wk_on_dlq_ack(struct worker *w, kin_msg *m);
+void wk_retry_dlq(struct worker *w);
+void wk_on_cancel(struct worker *w, const char *id);
+int wk_flush_backlog(struct worker *w);
+void wk_abort_running(struct worker *w);
+void wk_release_all(struct worker *w);
+int wk_busy_jobs(const struct worker *w); /* jobs other than PENDING */
+void wk_backlog_free(struct worker *w);
+
+#endif
