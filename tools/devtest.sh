@@ -26,5 +26,5 @@ reg=$out/registry.c
 CFLAGS=${CFLAGS:--std=c11 -O2 -g -march=native -Wall -Wextra -Werror -Wno-unused-parameter -fno-strict-aliasing -pthread}
 gcc $CFLAGS ${EXTRA_CFLAGS:-} -D_GNU_SOURCE -I. -Iengine -Iqueue -Iworker -Ikernels \
   tests/runner.c tests/testutil.c engine/status.c "${srcs[@]}" "$reg" \
-  -lcunit -lpcre2-8 -lrdkafka -lhiredis -lavro -lm -lpthread ${EXTRA_LDFLAGS:-} -o "$out/inferno-tests"
+  -lcunit -lpcre2-8 -lrdkafka -lhiredis -lavro -lmicrohttpd -lm -lpthread ${EXTRA_LDFLAGS:-} -o "$out/inferno-tests"
 "$out/inferno-tests" "${args[@]}"
