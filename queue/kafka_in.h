@@ -2,10 +2,15 @@
  * request topics (index 0 most urgent), in-flight capping with pause/resume,
  * at-least-once offset tracking, and the dead-letter producer.
  *
- * Threading: every kin_* call on one handle may come from any thread; calls
- * are serialised by an internal mutex that is never held while blocking in
- * kin_poll, so kin_msg_done may be called from another thread while one
- * thread waits in kin_poll. librdkafka callbacks only run inside kin_* calls.
+ * Threading: kin_poll, kin_close and kin_free belong to one thread; the other
+ * calls (kin_msg_done, kin_send_dlq, kin_poll_dlq_acks, kin_stats, ...) may
+ * come from any thread: an internal mutex is never held while kin_poll
+ * blocks, and kin_msg_done wakes a waiting kin_poll. librdkafka callbacks only
+ * run inside kin_* calls.
+ *
+ * Liveness: call kin_poll at least every max.poll.interval.ms (default 5 min),
+ * also while at the cap: that is what serves rebalances and heartbeats, and a
+ * consumer that stops polling is thrown out of the group.
  *
  * At-least-once: a message returned by kin_poll is "in flight" until
  * kin_msg_done. Per partition, the offset stored/committed is the lowest
@@ -34,7 +39,9 @@ typedef struct kin_config {
     const char *topics[KIN_MAX_TOPICS];  /* high, normal, low; urgency = index */
     int n_topics;                        /* 1..3; default 3 */
     const char *dlq_topic;               /* "inferno.requests.dlq"; NULL: no DLQ producer */
-    const char *group_instance_id;       /* static membership (group.instance.id); NULL off */
+    const char *group_instance_id;       /* static membership (group.instance.id); NULL off.
+                                          * A static member does not leave on close: its
+                                          * partitions wait session.timeout.ms for it */
     int max_inflight;                    /* cap (default 64); partitions paused at the cap */
     int urgent_reserve;                  /* added: slots kept for more urgent topics: topic i is
                                           * paused (and not read) once inflight >=
@@ -60,7 +67,11 @@ kin_config kin_config_default(void);
  * props is applied to the consumer and to the producer where it applies; a
  * malformed entry, an unknown key or a bad value fails with INF_EINVAL and a
  * message naming it. Does not wait for the brokers (they may be down: librdkafka
- * retries). cfg's strings are copied. Caller frees *out with kin_free. */
+ * retries). Defaults besides: fetch.wait.max.ms=100, queued.min.messages=64,
+ * auto commit of stored offsets every second (on top of kin_msg_done's own
+ * commits). A "consumer." or "producer." prefix sends a property to that client
+ * only; unprefixed ones go where librdkafka applies them. cfg's strings are
+ * copied. Caller frees *out with kin_free. */
 int kin_create(kin **out, const kin_config *cfg, inf_error *err);
 
 /* Destroys the handle without committing anything further (what was already
@@ -111,14 +122,16 @@ void kin_msg_free(kin *k, kin_msg *m);
  * x-inferno-reason, x-inferno-source-topic, x-inferno-source-partition,
  * x-inferno-source-offset, x-inferno-request-id (when known), plus m's own
  * headers. Async: m is handed back by kin_poll_dlq_acks once the broker
- * confirmed it (librdkafka retries until message.timeout.ms, default here
- * infinite); the caller keeps ownership of m meanwhile but must not free it or
- * call kin_msg_done on it before then. INF_ESTATE without a DLQ topic. */
+ * confirmed it (librdkafka retries for message.timeout.ms, then this module
+ * produces it again with a backoff of 0.5-30 s, so it is never dropped); the
+ * caller keeps ownership of m meanwhile but must not free it or call
+ * kin_msg_done on it before then. INF_EFULL when the producer queue is full,
+ * INF_ESTATE without a DLQ topic. */
 int kin_send_dlq(kin *k, const kin_msg *m, const char *reason, const char *request_id_or_null, inf_error *err);
 
 /* Fills msgs with up to max messages whose DLQ copy was delivered; returns
- * how many. The caller then calls kin_msg_done on each. A DLQ delivery that
- * failed permanently is retried internally (it never comes back here). */
+ * how many. The caller then calls kin_msg_done on each. Failed deliveries are
+ * retried internally and only come back here once delivered. */
 int kin_poll_dlq_acks(kin *k, kin_msg **msgs, int max);
 
 /* Messages returned by kin_poll and not yet done/freed. */
@@ -153,10 +166,13 @@ typedef struct kin_stats_t {
 /* Snapshot of counters and per-partition state. */
 void kin_stats(kin *k, kin_stats_t *st);
 
-/* Stores what is done, commits synchronously (bounded by timeout_ms) and
- * leaves the group (revoking everything). Waits up to timeout_ms for pending
- * DLQ deliveries. In-flight messages stay valid for kin_msg_done/kin_msg_free
- * but move no offsets any more. Call once; then kin_free. */
+/* Pauses everything, commits what is done synchronously (retrying while the
+ * coordinator is being looked up), waits for pending DLQ deliveries and leaves
+ * the group, all within timeout_ms. Returns INF_ETIMEOUT/INF_EIO (with the
+ * reason) when the final commit or the leave did not complete; what was not
+ * committed is redelivered later, never lost. In-flight messages stay valid
+ * for kin_msg_done/kin_msg_free but move no offsets any more. Call once; then
+ * kin_free. */
 int kin_close(kin *k, int timeout_ms, inf_error *err);
 
 #endif
