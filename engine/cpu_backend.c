@@ -158,20 +158,29 @@ static int init_rope(cpu_backend *c, inf_error *err) {
     return 0;
 }
 
+/* Activation rows are read with 32-byte vector loads; glibc's large malloc
+ * returns addresses 16 mod 64, so half the loads would straddle cache lines
+ * (measured: F16 prefill 30-40% slower). Cache-line aligned, size rounded up
+ * as aligned_alloc requires. */
+static float *act_alloc(size_t n_floats) {
+    size_t bytes = (n_floats * sizeof(float) + 63) & ~(size_t)63;
+    return aligned_alloc(64, bytes ? bytes : 64);
+}
+
 static int alloc_buffers(cpu_backend *c, const backend_config *cfg, inf_error *err) {
     const model_desc *d = &c->base.desc;
     size_t T = (size_t)c->base.max_batch_tokens;
     size_t qd = (size_t)d->n_head * d->head_dim, kvd = (size_t)d->n_head_kv * d->head_dim;
     size_t wide = d->n_embd > qd ? d->n_embd : qd;
-    c->x = malloc(T * d->n_embd * sizeof(float));
-    c->xb = malloc(T * wide * sizeof(float));
-    c->q = malloc(T * qd * sizeof(float));
-    c->k = malloc(T * kvd * sizeof(float));
-    c->v = malloc(T * kvd * sizeof(float));
-    c->att_out = malloc(T * qd * sizeof(float));
-    c->gate = malloc(T * d->n_ff * sizeof(float));
-    c->up = malloc(T * d->n_ff * sizeof(float));
-    c->rope_cs = malloc(T * d->n_rot * sizeof(float));
+    c->x = act_alloc(T * d->n_embd);
+    c->xb = act_alloc(T * wide);
+    c->q = act_alloc(T * qd);
+    c->k = act_alloc(T * kvd);
+    c->v = act_alloc(T * kvd);
+    c->att_out = act_alloc(T * qd);
+    c->gate = act_alloc(T * d->n_ff);
+    c->up = act_alloc(T * d->n_ff);
+    c->rope_cs = act_alloc(T * d->n_rot);
     if (!c->x || !c->xb || !c->q || !c->k || !c->v || !c->att_out || !c->gate || !c->up ||
         !c->rope_cs)
         return inf_error_set(err, INF_ENOMEM, "out of memory for activations (%zu tokens)", T);

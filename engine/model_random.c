@@ -148,6 +148,18 @@ out:
     return rc;
 }
 
+/* general.file_type holds llama.cpp's llama_ftype, not the ggml tensor type:
+ * the numbers differ for Q8_0 and BF16, and other readers label files by it. */
+static uint32_t llama_ftype(int type) {
+    switch (type) {
+    case GGML_TYPE_F16: return 1;
+    case GGML_TYPE_Q4_0: return 2;
+    case GGML_TYPE_Q8_0: return 7;
+    case GGML_TYPE_BF16: return 32;
+    default: return 0; /* all F32 */
+    }
+}
+
 static int set_arch_kvs(gguf_writer *w, const model_random_opts *o) {
     char key[128];
     const char *a = o->arch;
@@ -158,7 +170,7 @@ static int set_arch_kvs(gguf_writer *w, const model_random_opts *o) {
         rc = gguf_writer_set_u32(w, key, (val));                     \
     }
     if (!rc) rc = gguf_writer_set_str(w, "general.name", "inferno random model");
-    if (!rc) rc = gguf_writer_set_u32(w, "general.file_type", (uint32_t)o->type);
+    if (!rc) rc = gguf_writer_set_u32(w, "general.file_type", llama_ftype(o->type));
     KU("block_count", o->n_layer)
     KU("embedding_length", o->n_embd)
     KU("feed_forward_length", o->n_ff)
