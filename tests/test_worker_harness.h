@@ -215,6 +215,12 @@ static int wh_worker_start(wh *h, const char *id, const char *const *extra) {
     argv[a++] = "heartbeat.interval.ms=500";
     argv[a++] = "-X";
     argv[a++] = "fetch.wait.max.ms=10";
+    /* several workers run at once: no fixed metrics port (a test passes
+     * --metrics-addr to get one); plain logs, which the suites grep */
+    argv[a++] = "--metrics-addr";
+    argv[a++] = "off";
+    argv[a++] = "--log-format";
+    argv[a++] = "plain";
     for (int i = 0; extra && extra[i] && a < 62; i++) argv[a++] = (char *)extra[i];
     argv[a] = NULL;
     pid_t parent = getpid();

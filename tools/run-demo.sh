@@ -74,13 +74,15 @@ redis="redis://127.0.0.1:$port"
 echo "   $redis"
 
 echo "== 3. Worker on $model"
+metrics_port=$(free_port)
 bin/inferno-worker --model "$model" --brokers "$brokers" --redis "$redis" --worker-id demo-worker \
-  --threads 1 --heartbeat-ms 1000 >"$work/worker.log" 2>&1 &
+  --threads 1 --heartbeat-ms 1000 --metrics-addr "127.0.0.1:$metrics_port" --log-format plain \
+  >"$work/worker.log" 2>&1 &
 worker_pid=$!
 pids+=($worker_pid)
 ready() { [ "$(rcli HGET inferno:worker:demo-worker status)" = ready ]; }
 wait_for 60 ready || { echo "worker did not become ready" >&2; cat "$work/worker.log"; exit 1; }
-echo "   ready (pid $worker_pid; log $work/worker.log)"
+echo "   ready (pid $worker_pid; log $work/worker.log; metrics http://127.0.0.1:$metrics_port/metrics)"
 
 echo
 echo "== 4. A few prompts, one per priority topic (greedy, streamed answers)"

@@ -1,6 +1,8 @@
 /* config.c - the worker's settings table and its parsers (see config.h). */
 #include "config.h"
 
+#include "http.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -100,10 +102,15 @@ static const opt OPTS[] = {
     {"drain-timeout-s", 0, "INFERNO_DRAIN_TIMEOUT_S", T_INT, F(drain_timeout_s), "30", 0, 86400, NULL, "S",
      "On SIGTERM, in-flight requests get S seconds to finish, then are aborted."},
     {"metrics-addr", 0, "INFERNO_METRICS_ADDR", T_STR, F(metrics_addr), "127.0.0.1:9400", 0, 0, NULL,
-     "HOST:PORT", "Metrics listen address (reserved: the metrics server is not part of this version); "
-     "empty = off."},
+     "HOST:PORT", "HTTP listen address of /metrics (Prometheus), /healthz and /readyz (docs/operations.md); "
+     "0.0.0.0:9400 for every interface (containers); empty or off = no endpoint."},
+    {"health-stall-s", 0, "INFERNO_HEALTH_STALL_S", T_INT, F(health_stall_s), "30", 1, 86400, NULL, "S",
+     "/healthz answers 503 when the worker loop (engine steps, Kafka polls) has not gone round for S seconds."},
     {"log-level", 'l', "INFERNO_LOG_LEVEL", T_ENUM, F(log_level), "info", 0, 0, "error|warn|info|debug", "LEVEL",
-     "Log verbosity (stderr)."},
+     "Log verbosity (stderr). No per-token lines below debug."},
+    {"log-format", 0, "INFERNO_LOG_FORMAT", T_ENUM, F(log_format), "auto", 0, 0, "auto|plain|json", "FORMAT",
+     "Log lines on stderr: plain text or JSON objects (ts, level, worker, request_id, msg); auto = plain on a "
+     "terminal, JSON otherwise."},
     {"config", 'c', "INFERNO_CONFIG", T_STR, F(config_file), "", 0, 0, NULL, "FILE",
      "Optional config file of KEY = VALUE lines (keys are the flag names); flags and environment override it."},
 };
@@ -420,7 +427,7 @@ static int validate(wcfg *c, int need_model, inf_error *err) {
         return inf_error_set(err, INF_EINVAL, "--heartbeat-ttl-s (%d) must cover one --heartbeat-ms interval (%d ms)",
                              c->heartbeat_ttl_s, c->heartbeat_ms);
     }
-    if (*c->metrics_addr) {
+    if (!whttp_addr_disabled(c->metrics_addr)) {
         const char *colon = strrchr(c->metrics_addr, ':');
         char *end;
         long port = colon ? strtol(colon + 1, &end, 10) : -1;

@@ -69,8 +69,10 @@ typedef struct wcfg {
     int heartbeat_ms;
     int heartbeat_ttl_s;      /* 0: 3 heartbeat intervals, at least 1 s */
     int drain_timeout_s;
-    char *metrics_addr;       /* stored for the metrics server (later issue) */
+    char *metrics_addr;       /* HOST:PORT of /metrics /healthz /readyz; "" or "off": none */
+    int health_stall_s;       /* /healthz fails when the loop stalls longer */
     wcfg_log_level log_level;
+    char *log_format;         /* auto | plain | json (auto: plain on a TTY) */
     char *config_file;        /* "" when none */
     char *schemas;            /* "ID=FILE.avsc,..." extra writer schemas; "" none */
 } wcfg;

@@ -45,7 +45,7 @@ int main(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    wlog lg = {cfg.log_level};
+    wlog lg = {cfg.log_level, wlog_json_for(cfg.log_format), cfg.worker_id};
     if (cfg.log_level >= WCFG_LOG_DEBUG) {
         char *buf = NULL;
         size_t len = 0;

@@ -15,6 +15,7 @@
 #define ACK_BATCH 256
 #define ABORT_ACK_WAIT_MS 5000 /* after aborting: how long Redis gets to confirm */
 #define CLOSE_TIMEOUT_MS 10000
+#define METRICS_REFRESH_MS 100 /* how stale /metrics and /readyz may be */
 
 int64_t wk_now_ms(void) {
     struct timespec ts;
@@ -28,15 +29,51 @@ static int64_t mono_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+double wk_mono_ms_f(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
+}
+
+/* Snapshot for the HTTP thread (metrics.h): the loop thread is the only one
+ * that talks to the engine and the clients. Also keeps w->st for heartbeats. */
+static void refresh_metrics(struct worker *w) {
+    wm_gauges g; /* about 4 KiB (Kafka partitions) */
+    memset(&g, 0, sizeof g);
+    if (w->eng) engine_stats_get(w->eng, &w->st);
+    g.engine = w->st;
+    g.state = w->status;
+    g.backend = w->eng ? engine_get_config(w->eng)->backend : w->cfg->backend;
+    g.device = w->eng ? engine_device(w->eng) : "";
+    g.model_loaded = w->eng != NULL;
+    g.pending = w->n_pending;
+    if (w->kin) {
+        kin_stats(w->kin, &g.kafka);
+        g.in_flight = g.kafka.inflight;
+    }
+    if (w->rds) rds_stats(w->rds, &g.redis);
+    g.last_heartbeat_ms = w->last_hb_ok_ms;
+    g.heartbeat_failures = w->hb_failures;
+    g.heartbeat_ok = w->hb_ok;
+    wm_update(w->metrics, &g);
+    w->next_metrics_ms = mono_ms() + METRICS_REFRESH_MS;
+}
+
 static void sleep_ms(int ms) {
     struct timespec d = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&d, NULL);
 }
 
 static void heartbeat(struct worker *w) {
-    engine_stats st;
-    memset(&st, 0, sizeof st);
-    if (w->eng) engine_stats_get(w->eng, &st);
+    refresh_metrics(w);
+    const engine_stats st = w->st;
+    /* tokens/s over the time since the previous heartbeat */
+    int64_t now = mono_ms();
+    double tps = w->hb_prev_ms && now > w->hb_prev_ms
+                     ? (double)(st.generated_tokens - w->hb_prev_tokens) * 1000.0 / (double)(now - w->hb_prev_ms)
+                     : 0;
+    w->hb_prev_ms = now;
+    w->hb_prev_tokens = st.generated_tokens;
     const char *model = strrchr(w->cfg->model, '/');
     model = model ? model + 1 : w->cfg->model;
     rds_worker_info info = {
@@ -54,14 +91,21 @@ static void heartbeat(struct worker *w) {
         .waiting = st.n_waiting + w->n_pending,
         .kv_used = st.kv_blocks_used,
         .kv_total = st.kv_blocks_total,
-        .tokens_per_s = st.generated_tokens_per_s,
+        .tokens_per_s = tps,
         .done = w->n_done,
         .failed = w->n_failed,
         .started_at_ms = w->started_ms,
     };
     inf_error err = {0};
-    if (rds_heartbeat(w->rds, &info, w->cfg->heartbeat_ttl_s, &err) != 0)
+    if (rds_heartbeat(w->rds, &info, w->cfg->heartbeat_ttl_s, &err) != 0) {
+        w->hb_failures++;
+        w->hb_ok = 0;
         WLOG_W(&w->log, NULL, "heartbeat failed: %s", err.msg);
+    } else {
+        w->last_hb_ok_ms = mono_ms();
+        w->hb_ok = 1;
+    }
+    refresh_metrics(w); /* readiness follows the heartbeat's outcome at once */
 }
 
 static int register_schemas(struct worker *w, inf_error *err) {
@@ -88,11 +132,27 @@ int worker_create(worker **out, const wcfg *cfg, inf_error *err) {
     if (!w) return inf_error_set(err, INF_ENOMEM, "out of memory");
     w->cfg = cfg;
     w->log.level = cfg->log_level;
+    w->log.json = wlog_json_for(cfg->log_format);
+    w->log.worker_id = cfg->worker_id;
     w->status = "starting";
     w->started_ms = wk_now_ms();
     if (gethostname(w->host, sizeof w->host - 1) != 0) strcpy(w->host, "localhost");
 
-    int rc = inf_avro_registry_create(&w->reg, err);
+    /* Metrics and health first: a bad --metrics-addr fails before the model
+     * loads, and /healthz answers while it loads. */
+    const char *model_base = strrchr(cfg->model, '/');
+    wm_info mi = {.worker_id = cfg->worker_id, .version = WORKER_VERSION,
+                  .model = model_base ? model_base + 1 : cfg->model, .n_topics = cfg->n_topics,
+                  .max_model_len = cfg->max_model_len > 0 ? cfg->max_model_len : 131072,
+                  .stall_ms = cfg->health_stall_s * 1000};
+    for (int i = 0; i < cfg->n_topics && i < KIN_MAX_TOPICS; i++) mi.topics[i] = cfg->topics[i];
+    int rc = wm_create(&w->metrics, &mi, err);
+    if (!rc && !whttp_addr_disabled(cfg->metrics_addr)) {
+        rc = whttp_start(&w->http, cfg->metrics_addr, w->metrics, err);
+        if (!rc) WLOG_I(&w->log, NULL, "metrics and health on http://%s (port %d): /metrics /healthz /readyz",
+                        cfg->metrics_addr, whttp_port(w->http));
+    }
+    if (!rc) rc = inf_avro_registry_create(&w->reg, err);
     if (!rc) rc = register_schemas(w, err);
 
     if (!rc) {
@@ -158,6 +218,7 @@ int worker_create(worker **out, const wcfg *cfg, inf_error *err) {
 
 void worker_free(worker *w) {
     if (!w) return;
+    whttp_stop(w->http); /* first: the HTTP thread reads w->metrics */
     if (w->kin) wk_release_all(w);
     for (int i = 0; i < w->n_held; i++) kin_msg_free(w->kin, w->held[i]);
     free(w->held);
@@ -166,6 +227,7 @@ void worker_free(worker *w) {
     engine_close(w->eng);
     rds_free(w->rds);
     inf_avro_registry_free(w->reg);
+    wm_free(w->metrics);
     free(w);
 }
 
@@ -224,6 +286,8 @@ int worker_run(worker *w, const volatile sig_atomic_t *signals, inf_error *err) 
     WLOG_I(&w->log, NULL, "ready");
     for (;;) {
         int64_t now = mono_ms();
+        wm_loop_tick(w->metrics, now);
+        if (now >= w->next_metrics_ms) refresh_metrics(w);
         int sig = *signals;
         if (sig >= 1 && !w->draining) {
             w->draining = 1;
@@ -281,6 +345,7 @@ int worker_run(worker *w, const volatile sig_atomic_t *signals, inf_error *err) 
     }
     /* Shutdown: unserved messages go back uncommitted, the rest commits. */
     w->status = "stopped";
+    refresh_metrics(w);
     wk_release_all(w);
     for (int i = 0; i < w->n_held; i++) kin_msg_free(w->kin, w->held[i]);
     w->n_held = 0;

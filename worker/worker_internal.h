@@ -9,7 +9,9 @@
 #include "avro_codec.h"
 #include "config.h"
 #include "engine.h"
+#include "http.h"
 #include "kafka_in.h"
+#include "metrics.h"
 #include "redis_out.h"
 #include "wlog.h"
 
@@ -44,6 +46,7 @@ typedef struct wjob {
     int32_t *acc_ids;
     int acc_n, acc_idcap;
     int64_t received_ms;
+    double final_queued_ms;            /* monotonic, when the final entry was queued (publish latency) */
     struct wjob *prev, *next;
 } wjob;
 
@@ -68,10 +71,18 @@ struct worker {
     int n_held, cap_held;
     const char *status;
     char host[256];
+    wmetrics *metrics;                 /* always present; served by http when --metrics-addr is set */
+    whttp *http;
+    engine_stats st;                   /* last engine_stats_get (refresh_metrics) */
+    int64_t next_metrics_ms, last_hb_ok_ms, hb_prev_ms; /* monotonic */
+    uint64_t hb_prev_tokens;
+    long long hb_failures;
+    int hb_ok;
     int draining, aborting;
 };
 
 int64_t wk_now_ms(void);
+double wk_mono_ms_f(void); /* monotonic, fractional ms */
 
 /* worker_job.c */
 void wk_on_message(struct worker *w, kin_msg *m);

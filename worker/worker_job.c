@@ -165,6 +165,7 @@ void wk_backlog_free(struct worker *w) {
 }
 
 static void emit_error(struct worker *w, wjob *j, const char *code, const char *message) {
+    j->final_queued_ms = wk_mono_ms_f();
     wemit e = {.type = EM_ERROR, .stream = j->stream, .request_id = j->id, .code = (char *)code,
                .message = (char *)message, .ack = j};
     emit(w, &e);
@@ -244,6 +245,7 @@ void wk_release_all(struct worker *w) {
 static void job_reject(struct worker *w, wjob *j, const char *code, const char *message) {
     job_set_state(w, j, WJ_BAD);
     w->n_failed++;
+    wm_request_final(w->metrics, j->msg->topic_index, WM_DLQ);
     snprintf(j->dlq_reason, sizeof j->dlq_reason, "%s: %s", code, message);
     WLOG_W(&w->log, j->id, "rejected (%s/%d@%lld): %s", j->msg->topic, (int)j->msg->partition,
            (long long)j->msg->offset, j->dlq_reason);
@@ -295,6 +297,10 @@ void wk_on_redis_ack(struct worker *w, void *ctx) {
     wjob *j = ctx;
     for (wjob *k = w->jobs_head; k; k = k->next)
         if (k == j) {
+            if (j->final_queued_ms > 0) {
+                wm_observe_publish(w->metrics, wk_mono_ms_f() - j->final_queued_ms);
+                j->final_queued_ms = 0;
+            }
             if (--j->waits <= 0) job_finish(w, j);
             return;
         }
@@ -425,6 +431,7 @@ static void emit_done(struct worker *w, wjob *j, const char *reason, const engin
                .ack = j};
     job_set_state(w, j, WJ_FINAL_SENT);
     j->waits = 1;
+    j->final_queued_ms = wk_mono_ms_f();
     emit(w, &e);
 }
 
@@ -457,6 +464,7 @@ static int admit_one(struct worker *w, wjob *j) {
     j->prompt_tokens = (int)n_ids;
     if (j->cancel || cancel_key) {
         WLOG_I(&w->log, j->id, "cancelled before it started");
+        wm_request_final(w->metrics, j->msg->topic_index, WM_ABORT);
         free(ids);
         emit_start(w, j);
         emit_done(w, j, engine_finish_name(ENGINE_FINISH_ABORT), NULL, NULL);
@@ -557,6 +565,7 @@ void wk_on_events(struct worker *w, const engine_event *evs, int n) {
                 engine_abort(w->eng, j->id);
             }
             j->n_out += ev->n_tokens;
+            if (!ev->first) wm_observe_itl(w->metrics, ev->itl_ms, ev->n_tokens);
             if (ev->first) WLOG_D(&w->log, j->id, "first token after %.1f ms", ev->ttft_ms);
         } else if (ev->type == ENGINE_EVENT_FINISHED) {
             if (!j->stream_tokens && j->acc_n > 0) {
@@ -566,12 +575,19 @@ void wk_on_events(struct worker *w, const engine_event *evs, int n) {
                 emit(w, &e);
             }
             w->n_done++;
+            wm_observe_finished(w->metrics, ev->timings.queue_ms, ev->timings.ttft_ms, ev->timings.e2e_ms,
+                                ev->usage.prompt_tokens, ev->usage.completion_tokens);
+            wm_request_final(w->metrics, j->msg ? j->msg->topic_index : -1,
+                             ev->reason == ENGINE_FINISH_ABORT      ? WM_ABORT
+                             : ev->reason == ENGINE_FINISH_DEADLINE ? WM_DEADLINE
+                                                                    : WM_DONE);
             WLOG_I(&w->log, j->id, "done: %s, %d prompt + %d completion tokens, ttft %.1f ms, e2e %.1f ms",
                    engine_finish_name(ev->reason), ev->usage.prompt_tokens, ev->usage.completion_tokens,
                    ev->timings.ttft_ms, ev->timings.e2e_ms);
             emit_done(w, j, engine_finish_name(ev->reason), &ev->usage, &ev->timings);
         } else if (ev->type == ENGINE_EVENT_ERROR) {
             w->n_failed++;
+            wm_request_final(w->metrics, j->msg ? j->msg->topic_index : -1, WM_ERROR);
             WLOG_W(&w->log, j->id, "failed: %s", ev->message ? ev->message : "");
             j->state = WJ_FINAL_SENT;
             j->waits = 1;
