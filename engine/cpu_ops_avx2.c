@@ -53,7 +53,12 @@ AI void tile_fp(int kt, const int RM, const int RN, const cpu_weight *w, int64_t
     for (long k = 0; k < kmain; k += 8) {
         __m256 xv[4];
 #pragma GCC unroll 4
-        for (int t = 0; t < RN; t++) xv[t] = _mm256_loadu_ps(xt[t] + k);
+        for (int t = 0; t < RN; t++) {
+            xv[t] = _mm256_loadu_ps(xt[t] + k);
+            /* Opaque to GCC: otherwise it folds the load into every FMA that
+             * uses xv[t] (RM loads per vector instead of one). */
+            if (RM * RN + RN < 16) __asm__("" : "+x"(xv[t]));
+        }
 #pragma GCC unroll 8
         for (int r = 0; r < RM; r++) {
             __m256 wv = load_w8(kt, wr[r] + k * esz);
@@ -138,57 +143,97 @@ AI void tile_q8(const int RM, const int RN, const cpu_weight *w, int64_t r0, con
         for (int t = 0; t < RN; t++) y[(long)(t0 + t) * ys + r0 + r] = hsum8(acc[r][t]);
 }
 
-/* Q4_0 x Q8_0: the nibbles (0..15) are already unsigned, so maddubs takes them
- * as they are and the -8 offset is folded in with m = -d*sum(q) per activation
- * block: d_a*sum(q_w*q_a) + m spread over 8 lanes = d_a*sum((q_w-8)*q_a). */
+/* Q4_0 x Q8_0: the nibbles (0..15) are unsigned, so maddubs takes them as
+ * they are and the -8 offset is taken off in int16 with 8*(a0+a1) per pair,
+ * computed once per activation block. A whole block's dot, sum((q-8)*a), is
+ * within 32 * 8 * 127 = 32512 and so are its partial sums: the rows' int16
+ * vectors are reduced exactly with a phaddw tree into one lane per row, and
+ * each output then takes 2 float ops per block, acc += (float)isum * (dw*da),
+ * in lanes of one vector per token. Rows past RM repeat the last row, so an
+ * output's arithmetic is the same in every lane and tile shape. */
+AI __m128i q4_rowsums4(__m256i p0, __m256i p1, __m256i p2, __m256i p3, __m256i c) {
+    __m256i h = _mm256_hadd_epi16(_mm256_hadd_epi16(p0, p1), _mm256_hadd_epi16(p2, p3));
+    h = _mm256_sub_epi16(_mm256_hadd_epi16(h, h), c);
+    return _mm_add_epi16(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
 AI void tile_q4(const int RM, const int RN, const cpu_weight *w, int64_t r0, const cpu_act *a,
                 int t0, float *y, long ys) {
+    const int NS = RM > 4 ? 8 : 4; /* row slots */
     const long nb = w->cols / 32;
     const block_q4_0 *wr[8];
     const int8_t *aq[4];
-    const float *ad[4], *am[4];
-    __m256 acc[8][4];
-    const __m256i ones = _mm256_set1_epi16(1), lo4 = _mm256_set1_epi8(0x0f);
+    const float *ad[4];
+    __m256 acc8[4];
+    __m128 acc4[4];
+    const __m256i lo4 = _mm256_set1_epi8(0x0f), eight = _mm256_set1_epi8(8);
+    const __m256i sh4 = _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4);
 #pragma GCC unroll 8
-    for (int r = 0; r < RM; r++)
-        wr[r] = (const block_q4_0 *)((const uint8_t *)w->data + (size_t)(r0 + r) * w->row_bytes);
+    for (int r = 0; r < NS; r++)
+        wr[r] = (const block_q4_0 *)((const uint8_t *)w->data + (size_t)(r0 + (r < RM ? r : RM - 1)) * w->row_bytes);
 #pragma GCC unroll 4
     for (int t = 0; t < RN; t++) {
         aq[t] = a->q + (long)(t0 + t) * a->q_stride;
         ad[t] = a->d + (long)(t0 + t) * a->d_stride;
-        am[t] = a->m + (long)(t0 + t) * a->d_stride;
+        acc8[t] = _mm256_setzero_ps();
+        acc4[t] = _mm_setzero_ps();
     }
-#pragma GCC unroll 8
-    for (int r = 0; r < RM; r++)
-#pragma GCC unroll 4
-        for (int t = 0; t < RN; t++) acc[r][t] = _mm256_setzero_ps();
     for (long b = 0; b < nb; b++) {
-        __m256i av[4];
-        __m256 da[4], ma[4];
+        __m256i wv[8];
+#pragma GCC unroll 8
+        for (int r = 0; r < NS; r++) {
+            if (r < RM) {
+                /* qs in both halves; the upper one shifted down a nibble */
+                __m256i raw = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)wr[r][b].qs));
+                wv[r] = _mm256_and_si256(_mm256_srlv_epi32(raw, sh4), lo4);
+            } else {
+                wv[r] = wv[RM - 1];
+            }
+        }
+        __m128i dh = _mm_setzero_si128();
+#pragma GCC unroll 8
+        for (int r = 0; r < NS; r++) {
+            inf_f16 h = wr[r][b].d;
+            dh = _mm_insert_epi16(dh, h, r);
+        }
 #pragma GCC unroll 4
         for (int t = 0; t < RN; t++) {
-            av[t] = _mm256_loadu_si256((const __m256i *)(aq[t] + b * 32));
-            da[t] = _mm256_broadcast_ss(ad[t] + b);
-            ma[t] = _mm256_broadcast_ss(am[t] + b); /* 8 lanes x m = -8*d*sum(q) */
-        }
+            __m256i av = _mm256_loadu_si256((const __m256i *)(aq[t] + b * 32));
+            /* 8 * (sum of a over each 16-value half), in every int16 of that half */
+            __m256i c = _mm256_maddubs_epi16(eight, av);
+            c = _mm256_hadd_epi16(c, c);
+            c = _mm256_hadd_epi16(c, c);
+            c = _mm256_hadd_epi16(c, c);
+            __m256i p[8];
 #pragma GCC unroll 8
-        for (int r = 0; r < RM; r++) {
-            __m128i raw = _mm_loadu_si128((const __m128i *)wr[r][b].qs);
-            __m256i wv = _mm256_and_si256(
-                _mm256_inserti128_si256(_mm256_castsi128_si256(raw), _mm_srli_epi16(raw, 4), 1), lo4);
-            __m256 dw = f16_bcast(wr[r][b].d);
-#pragma GCC unroll 4
-            for (int t = 0; t < RN; t++) {
-                __m256i p = _mm256_maddubs_epi16(wv, av[t]);
-                __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
-                acc[r][t] = _mm256_fmadd_ps(_mm256_fmadd_ps(f, da[t], ma[t]), dw, acc[r][t]);
+            for (int r = 0; r < NS; r++) p[r] = r < RM ? _mm256_maddubs_epi16(wv[r], av) : p[RM - 1];
+            if (NS == 8) {
+                __m256i h0 = _mm256_hadd_epi16(_mm256_hadd_epi16(p[0], p[1]), _mm256_hadd_epi16(p[2], p[3]));
+                __m256i h1 = _mm256_hadd_epi16(_mm256_hadd_epi16(p[4], p[5]), _mm256_hadd_epi16(p[6], p[7]));
+                /* sum(q*a) per row and half: <= 16 * 15 * 127 = 30480 */
+                __m256i h = _mm256_sub_epi16(_mm256_hadd_epi16(h0, h1), c);
+                __m128i s = _mm_add_epi16(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+                __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(s));
+                __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(dh), _mm256_broadcast_ss(ad[t] + b));
+                acc8[t] = _mm256_fmadd_ps(f, d, acc8[t]);
+            } else {
+                __m128i s = q4_rowsums4(p[0], p[1], p[2], p[3], c);
+                __m128 f = _mm_cvtepi32_ps(_mm_cvtepi16_epi32(s));
+                __m128 d = _mm_mul_ps(_mm_cvtph_ps(dh), _mm_broadcast_ss(ad[t] + b));
+                acc4[t] = _mm_fmadd_ps(f, d, acc4[t]);
             }
         }
     }
-#pragma GCC unroll 8
-    for (int r = 0; r < RM; r++)
 #pragma GCC unroll 4
-        for (int t = 0; t < RN; t++) y[(long)(t0 + t) * ys + r0 + r] = hsum8(acc[r][t]);
+    for (int t = 0; t < RN; t++) {
+        float o[8];
+        if (NS == 8)
+            _mm256_storeu_ps(o, acc8[t]);
+        else
+            _mm_storeu_ps(o, acc4[t]);
+#pragma GCC unroll 8
+        for (int r = 0; r < RM; r++) y[(long)(t0 + t) * ys + r0 + r] = o[r];
+    }
 }
 
 /* ---- tile dispatch: one specialization per (rows, tokens) shape ---------- */
