@@ -451,6 +451,9 @@ int sched_step(engine *e, inf_error *err) {
     inf_error ferr = {0};
     int frc = backend_forward(e->be, &bt, e->logits, &ferr);
     e->n_steps++;
+    /* Tokens exist once the forward is done: TTFT and inter-token latency
+     * are measured to here, not to the start of the step. */
+    now = eng_now_us(e);
     if (frc) {
         rc = fail_plan(e, &p, frc, ferr.msg);
         return rc ? inf_error_set(err, rc, "out of memory for events") : 0;

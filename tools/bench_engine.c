@@ -20,7 +20,9 @@ typedef struct conc_result {
  * the system prompt) and steps until all finish. */
 static int run_level(engine *e, int n, int sys_len, int uniq_len, int max_tokens, conc_result *out) {
     const model_desc *d = engine_model_desc(e);
-    uint64_t seed = 7;
+    /* A different seed per level: repeating the previous level's prompts
+     * would turn into prefix-cache hits and flatter the figures. */
+    uint64_t seed = 7 + (uint64_t)n * 1000 + (uint64_t)sys_len;
     int32_t *sys = malloc(sizeof(int32_t) * (size_t)(sys_len + 1));
     for (int i = 0; i < sys_len; i++) sys[i] = (int32_t)(3 + bench_rand(&seed) % (d->n_vocab - 3));
     int plen = sys_len + uniq_len;
