@@ -56,7 +56,8 @@
 typedef struct engine engine;
 
 typedef struct engine_config {
-    const char *backend;       /* "cpu" or "auto" (= cpu for now); NULL = "auto" */
+    const char *backend;       /* "cpu", "cuda" (requires a GPU) or "auto" (CUDA when a
+                                  device is found, else CPU); NULL = "auto" */
     int n_threads;             /* backend threads; <= 0: all cores */
     size_t kv_cache_bytes;     /* KV budget; 0: backend default (256 MiB) */
     int kv_block_size;         /* tokens per KV block; 0: 16 */
