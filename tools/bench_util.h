@@ -14,8 +14,8 @@ uint64_t bench_rand(uint64_t *state);
 /* Median of n values (sorts v in place); 0 when n == 0. */
 double bench_median(double *v, int n);
 
-/* Streaming-read bandwidth in GB/s with n_threads readers over a buffer much
- * larger than the caches (median of several passes). */
+/* Streaming-read bandwidth in GB/s with n_threads readers over a 1 GiB
+ * buffer (cpu_bench_memory_bandwidth: best of passes for 0.5 s); 0 on failure. */
 double bench_memory_bandwidth(int n_threads);
 
 /* Engine throughput table (tools/bench_engine.c). */
