@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sampler_mod.h"
 #include "status.h"
 
 #define SAMPLER_MAX_STOP 16           /* stop strings per request */
@@ -28,6 +29,10 @@
 #define SAMPLER_MAX_LOGPROBS 20       /* top-N logprobs */
 #define SAMPLER_TEMPERATURE_MAX 100.0f
 #define SAMPLER_REPETITION_MAX 10.0f
+/* A request samples on the device only while its modifier list has at most
+ * this many entries (sampler_device_ok): beyond that, uploading the list
+ * would cost more than copying the logits row down. */
+#define SAMPLER_DEVICE_MAX_MODS 16384
 /* Temperatures below this are treated as greedy (as vLLM does), since
  * logits / T would overflow. */
 #define SAMPLER_GREEDY_EPS 1e-5f
@@ -158,8 +163,13 @@ int sampler_n_generated(const sampler *s);
 /* Picks the next token from logits[n_vocab] (n_vocab must match create).
  * Applies, in order: repetition / frequency / presence penalties, logit bias,
  * the min_tokens mask, temperature, top_k, top_p, min_p, then draws one
- * uniform number from the request's RNG (also when greedy, so every step uses
- * exactly one draw) and samples (or takes the argmax when greedy).
+ * uniform number u from the request's RNG (also when greedy, so every step
+ * uses exactly one draw) and samples (or takes the argmax when greedy).
+ * The filters keep a prefix of the total order "larger logit first, ties to
+ * the lower id" (so on exact ties at a top_k / top_p cut the lower ids stay);
+ * the draw walks the kept tokens in id order and takes the first whose
+ * cumulative weight exceeds u times the kept total (the device kernel does
+ * the same, see sampler_device_row).
  * logits is scratch: on return it holds the logits after penalties, bias and
  * mask (temperature and the filters are not applied to the array).
  * Logits may be -inf (masked); NaN or +inf is an INF_EINVAL error, as is a
@@ -177,6 +187,36 @@ int sampler_sample(sampler *s, float *logits, int n_vocab, sampler_result *out, 
  * with probability 1. For tests and for explaining a choice. */
 int sampler_candidates(sampler *s, float *logits, int n_vocab, int32_t *ids, float *probs,
                        int *n_out, inf_error *err);
+
+/* ---- device sampling (the CUDA backend samples; see cuda_backend.h) ----
+ *
+ * Per step, instead of sampler_sample on host logits:
+ *   if every row's sampler_device_ok(s):
+ *     sampler_device_row(s, &row, mods, cap, err)   per row (draws u)
+ *     backend_cuda_sample(...)                      all rows at once
+ *     sampler_accept(s, token, err)                 as usual
+ * Same modifier list, same arithmetic (sampler_mod.h), same u, same filters
+ * and draw order: a seeded request gives the same tokens on either path, up
+ * to float rounding of the sums (and the logits themselves). */
+
+/* Upper bound of the modifier entries this step needs (history when
+ * penalties are on + logit_bias + EOS / stop ids while min_tokens masks). */
+size_t sampler_mods_bound(const sampler *s);
+
+/* 1 if this step can be sampled on the device: its modifier list is at most
+ * SAMPLER_DEVICE_MAX_MODS entries. Every parameter (greedy, temperature,
+ * top_k, top_p, min_p, penalties, logit bias, min_tokens, logprobs up to 20)
+ * is supported there; only the list length (long prompts with a repetition
+ * penalty) sends a step back to the host. */
+int sampler_device_ok(const sampler *s);
+
+/* Fills *row and mods[0..row->n_mod) (cap >= sampler_mods_bound(s) entries,
+ * caller-owned) with this step exactly as sampler_sample would apply it, and
+ * draws row->u from the request's RNG: one draw, as sampler_sample makes. The
+ * history is not updated: call sampler_accept with the token the device
+ * picked. INF_EINVAL when cap is too small (nothing drawn then). */
+int sampler_device_row(sampler *s, sampler_row *row, sampler_mod *mods, size_t cap,
+                       inf_error *err);
 
 /* Records that `token` was generated (counts for the penalties and for
  * min_tokens / max_tokens). 0 <= token < n_vocab. */
