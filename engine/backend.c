@@ -42,6 +42,10 @@ int backend_validate_batch(const backend *b, const backend_batch *batch, inf_err
 }
 
 int backend_forward(backend *b, const backend_batch *batch, float *logits, inf_error *err) {
+    if (!logits && !b->device_sampling)
+        return inf_error_set(err, INF_EINVAL,
+                             "the %s backend needs a logits buffer (it cannot keep logits on a device)",
+                             b->vt->name);
     int rc = backend_validate_batch(b, batch, err);
     if (rc) return rc;
     return b->vt->forward(b, batch, logits, err);

@@ -63,11 +63,19 @@ struct backend {
     int kv_block_size;
     int max_batch_tokens;
     char device[128];   /* human-readable device description */
+    /* 1: the backend can keep a forward's logits where they were computed
+     * (backend_forward with logits == NULL) and sample them there
+     * (backend_cuda_sample, cuda_backend.h). 0 for the CPU backend. */
+    int device_sampling;
 };
 
 /* Runs the batch; logits receives n_vocab floats for each token whose
  * need_logits is set, in batch order. Validates token ids, positions and block
- * tables first (INF_EINVAL with a message; nothing is computed then). */
+ * tables first (INF_EINVAL with a message; nothing is computed then).
+ * logits == NULL is allowed only when b->device_sampling is set: the logits
+ * rows then stay on the device (nothing is copied, and the call may return
+ * before the device is done) for one backend_cuda_sample call, which must
+ * come before the next forward. Other backends reject NULL with INF_EINVAL. */
 int backend_forward(backend *b, const backend_batch *batch, float *logits, inf_error *err);
 
 /* Frees the backend (weights, KV storage, threads). NULL is a no-op. */

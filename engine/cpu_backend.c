@@ -395,6 +395,7 @@ static int cpu_forward(backend *b, const backend_batch *bt, float *logits, inf_e
     cpu_backend *c = (cpu_backend *)b;
     const model_desc *d = &b->desc;
     long E = d->n_embd;
+    if (!logits) return inf_error_set(err, INF_EINVAL, "the cpu backend needs a logits buffer");
     int rc = ensure_att_tmp(c, bt, err);
     if (rc) return rc;
     int ok = 1;
