@@ -50,9 +50,9 @@ int backend_cuda_set_graphs(backend *b, int enable, inf_error *err) {
 }
 
 int backend_cuda_sample(backend *b, const backend_cuda_sample_row *rows, int n,
-                        const backend_cuda_sample_mod *mods, int n_mods, int32_t *tokens,
-                        float *logprobs, inf_error *err) {
-    (void)b, (void)rows, (void)n, (void)mods, (void)n_mods, (void)tokens, (void)logprobs;
+                        const backend_cuda_sample_mod *mods, int n_mods,
+                        const backend_cuda_sample_out *out, inf_error *err) {
+    (void)b, (void)rows, (void)n, (void)mods, (void)n_mods, (void)out;
     return inf_error_set(err, INF_EUNSUPPORTED, "built without CUDA");
 }
 
@@ -122,6 +122,7 @@ static void cuda_free(backend *b) {
     free(c->allocs);
     cudaFree(c->d_meta);
     cudaFree(c->d_smp);
+    if (c->h_smp) cudaFreeHost(c->h_smp);
     if (c->h_meta) cudaFreeHost(c->h_meta);
     if (c->blas) cublasDestroy(c->blas);
     if (c->st) cudaStreamDestroy(c->st);
@@ -428,8 +429,17 @@ static int run_graph(cuda_backend *c, int bi, const plan *p, inf_error *err) {
     return 0;
 }
 
-/* Runs the forward; logits stay on the device (c->logits, rows as planned). */
-static int forward_device(cuda_backend *c, const backend_batch *bt, plan *p, inf_error *err) {
+/* Runs the forward; logits stay on the device (c->logits, rows as planned).
+ * no_graph: run it eagerly even when it is a pure decode step. */
+static int forward_device(cuda_backend *c, const backend_batch *bt, plan *p, int no_graph,
+                          inf_error *err) {
+    if (c->pending) {
+        /* The previous forward was left running (logits == NULL): the pinned
+         * metadata image may still be read by its upload. */
+        c->pending = 0;
+        cudaError_t e = cudaStreamSynchronize(c->st);
+        if (e != cudaSuccess) return cuda_fail(e, "previous forward", err);
+    }
     if (c->h_mark_cap < bt->n_seqs) {
         int32_t *nm = realloc(c->h_mark, (size_t)bt->n_seqs * sizeof *nm);
         if (!nm) return inf_error_set(err, INF_ENOMEM, "out of host memory");
@@ -437,7 +447,8 @@ static int forward_device(cuda_backend *c, const backend_batch *bt, plan *p, inf
         c->h_mark_cap = bt->n_seqs;
     }
     int bi = -1;
-    if (c->use_graphs && bt->n_tokens <= GRAPH_MAX && pure_decode(c, bt)) bi = bucket_of(c, bt->n_tokens);
+    if (c->use_graphs && !no_graph && bt->n_tokens <= GRAPH_MAX && pure_decode(c, bt))
+        bi = bucket_of(c, bt->n_tokens);
     size_t n_ints = 0;
     int rc = build_meta(c, bt, bi >= 0 ? g_buckets[bi] : 0, p, &n_ints, err);
     if (rc) return rc;
@@ -449,11 +460,23 @@ static int forward_device(cuda_backend *c, const backend_batch *bt, plan *p, inf
     return rc;
 }
 
+/* backend_forward: with logits, copies the wanted rows down and waits; with
+ * logits == NULL leaves them on the device for backend_cuda_sample and
+ * returns without waiting. */
 static int cuda_forward(backend *b, const backend_batch *bt, float *logits, inf_error *err) {
     cuda_backend *c = (cuda_backend *)b;
     plan p;
-    int rc = forward_device(c, bt, &p, err);
+    int all = 1;
+    for (int t = 0; t < bt->n_tokens && all; t++) all = bt->need_logits[t] != 0;
+    /* A decode graph computes a row per token; kept on the device, row i must
+     * be the i-th wanted one, so graphs only when every token is wanted. */
+    int rc = forward_device(c, bt, &p, !logits && !all, err);
     if (rc) return rc;
+    if (!logits) {
+        c->last_n_out = p.graph ? bt->n_tokens : p.n_out;
+        c->pending = 1;
+        return 0;
+    }
     size_t row = (size_t)b->desc.n_vocab * sizeof(float);
     if (p.graph) {
         /* Every (padded) row was computed: copy the wanted ones, as runs. */
@@ -498,6 +521,7 @@ int backend_cuda_create(backend **out, const gguf_file *f, const backend_config 
     cuda_backend *c = calloc(1, sizeof *c);
     if (!c) return inf_error_set(err, INF_ENOMEM, "out of memory");
     c->base.vt = &cuda_vtbl;
+    c->base.device_sampling = 1;
     c->file = f;
     c->base.kv_block_size = cfg->kv_block_size;
     c->base.max_batch_tokens = cfg->max_batch_tokens;
@@ -576,72 +600,98 @@ int backend_cuda_set_graphs(backend *b, int enable, inf_error *err) {
     return 0;
 }
 
+/* Grows the pinned host and the device sampling buffers to `need` bytes. */
+static int smp_reserve(cuda_backend *c, size_t need, inf_error *err) {
+    if (need <= c->smp_cap) return 0;
+    size_t cap = need * 2;
+    cudaFree(c->d_smp);
+    if (c->h_smp) cudaFreeHost(c->h_smp);
+    c->d_smp = NULL;
+    c->h_smp = NULL;
+    c->smp_cap = 0;
+    CUDA_CHECK(cudaMalloc(&c->d_smp, cap), err);
+    CUDA_CHECK(cudaHostAlloc(&c->h_smp, cap, cudaHostAllocDefault), err);
+    c->smp_cap = cap;
+    return 0;
+}
+
 int backend_cuda_sample(backend *b, const backend_cuda_sample_row *rows, int n,
-                        const backend_cuda_sample_mod *mods, int n_mods, int32_t *tokens,
-                        float *logprobs, inf_error *err) {
+                        const backend_cuda_sample_mod *mods, int n_mods,
+                        const backend_cuda_sample_out *out, inf_error *err) {
     cuda_backend *c = as_cuda(b, err);
     if (!c) return INF_EINVAL;
     if (n != c->last_n_out || n <= 0)
         return inf_error_set(err, INF_ESTATE,
-                             "device sampling needs the %d logits rows of the last forward, got %d rows",
+                             "device sampling needs the %d unsampled logits rows of the last forward, "
+                             "got %d rows",
                              c->last_n_out, n);
-    size_t need = (size_t)n * sizeof(infk_sample_params) + (size_t)n_mods * sizeof(infk_sample_mod) +
-                  (size_t)n * 12;
-    size_t hbytes = need;
-    uint8_t *h = malloc(hbytes);
-    if (!h) return inf_error_set(err, INF_ENOMEM, "out of host memory");
-    if (need > c->smp_cap) {
-        cudaFree(c->d_smp);
-        c->d_smp = NULL;
-        c->smp_cap = 0;
-        cudaError_t e = cudaMalloc(&c->d_smp, need * 2);
-        if (e != cudaSuccess) {
-            free(h);
-            return cuda_fail(e, "sampling scratch", err);
-        }
-        c->smp_cap = need * 2;
+    int off = 0, n_top = 0;
+    for (int i = 0; i < n; i++) {
+        if (rows[i].n_mod < 0 || rows[i].n_top < 0 || rows[i].n_top > 20 ||
+            rows[i].n_top > (int)b->desc.n_vocab)
+            return inf_error_set(err, INF_EINVAL, "row %d: %d modifiers, %d top logprobs", i,
+                                 rows[i].n_mod, rows[i].n_top);
+        off += rows[i].n_mod;
+        n_top += rows[i].n_top;
     }
+    if (off != n_mods)
+        return inf_error_set(err, INF_EINVAL, "rows name %d modifiers, %d given", off, n_mods);
+    if (n_top && (!out->top_tokens || !out->top_logprobs))
+        return inf_error_set(err, INF_EINVAL, "rows ask for top logprobs but there is nowhere to put them");
+    for (int i = 0; i < n_mods; i++)
+        if (mods[i].token < 0 || mods[i].token >= (int32_t)b->desc.n_vocab)
+            return inf_error_set(err, INF_EINVAL, "modifier %d: token %d outside the vocabulary", i,
+                                 (int)mods[i].token);
+    /* One buffer each side: [params][mods] go up, [tokens][status][logprobs]
+     * [top ids][top logprobs] come down, each in one copy. */
+    size_t pb = (size_t)n * sizeof(infk_sample_params), mb = (size_t)n_mods * sizeof(infk_sample_mod);
+    size_t db = (size_t)n * 12 + (size_t)n_top * 8;
+    int rc = smp_reserve(c, pb + mb + db, err);
+    if (rc) return rc;
+    uint8_t *h = c->h_smp, *d = c->d_smp;
     infk_sample_params *hp = (infk_sample_params *)h;
-    infk_sample_mod *hm = (infk_sample_mod *)(hp + n);
-    int off = 0;
+    infk_sample_mod *hm = (infk_sample_mod *)(h + pb);
+    off = 0;
+    n_top = 0;
     for (int i = 0; i < n; i++) {
         const backend_cuda_sample_row *r = &rows[i];
         hp[i] = (infk_sample_params){r->temperature, r->top_k, r->top_p, r->min_p,
                                      r->repetition_penalty, r->presence_penalty,
-                                     r->frequency_penalty, r->u, r->want_logprob, off, r->n_mod};
+                                     r->frequency_penalty, r->u, r->want_logprob, r->n_top, n_top,
+                                     off, r->n_mod};
         off += r->n_mod;
+        n_top += r->n_top;
     }
-    if (off != n_mods) {
-        free(h);
-        return inf_error_set(err, INF_EINVAL, "rows name %d modifiers, %d given", off, n_mods);
-    }
-    for (int i = 0; i < n_mods; i++)
-        hm[i] = (infk_sample_mod){mods[i].token, mods[i].rep, mods[i].gen_count, mods[i].mask,
-                                  mods[i].bias, 0.0f};
-    uint8_t *d = c->d_smp;
-    size_t pb = (size_t)n * sizeof *hp, mb = (size_t)n_mods * sizeof *hm;
-    int32_t *d_tok = (int32_t *)(d + pb + mb), *d_st = d_tok + n;
-    float *d_lp = (float *)(d_st + n);
-    int rc = 0;
+    for (int i = 0; i < n_mods; i++) hm[i] = (infk_sample_mod){mods[i], 0.0f};
+    int32_t *d_tok = (int32_t *)(d + pb + mb), *d_st = d_tok + n, *d_top = d_st + 2 * n;
+    float *d_lp = (float *)(d_st + n), *d_tlp = (float *)(d_top + n_top);
     cudaError_t e = cudaMemcpyAsync(d, h, pb + mb, cudaMemcpyHostToDevice, c->st);
     if (e != cudaSuccess) rc = cuda_fail(e, "sampling upload", err);
     if (!rc)
-        rc = infk_sample(c->logits, n, (int)c->base.desc.n_vocab, (const infk_sample_params *)d,
-                         (infk_sample_mod *)(d + pb), d_tok, d_lp, d_st, c->st, err);
-    int32_t *hst = (int32_t *)h; /* reuse: n statuses */
+        rc = infk_sample(c->logits, n, (int)b->desc.n_vocab, (const infk_sample_params *)d,
+                         (infk_sample_mod *)(d + pb), d_tok, d_lp, d_st, d_top, d_tlp, c->st, err);
     if (!rc) {
-        e = cudaMemcpyAsync(tokens, d_tok, (size_t)n * 4, cudaMemcpyDeviceToHost, c->st);
-        if (e == cudaSuccess) e = cudaMemcpyAsync(logprobs, d_lp, (size_t)n * 4, cudaMemcpyDeviceToHost, c->st);
-        if (e == cudaSuccess) e = cudaMemcpyAsync(hst, d_st, (size_t)n * 4, cudaMemcpyDeviceToHost, c->st);
+        e = cudaMemcpyAsync(h + pb + mb, d + pb + mb, db, cudaMemcpyDeviceToHost, c->st);
         if (e == cudaSuccess) e = cudaStreamSynchronize(c->st);
         if (e != cudaSuccess) rc = cuda_fail(e, "device sampling", err);
     }
-    for (int i = 0; !rc && i < n; i++)
-        if (hst[i])
-            rc = inf_error_set(err, INF_EINVAL, "row %d: %s", i,
-                               hst[i] == 1 ? "a logit is NaN or +inf" : "every token is masked");
-    free(h);
-    return rc;
+    c->pending = 0;
+    c->last_n_out = 0; /* the logits are modified now */
+    if (rc) return rc;
+    const int32_t *h_tok = (const int32_t *)(h + pb + mb), *h_st = h_tok + n, *h_top = h_st + 2 * n;
+    const float *h_lp = (const float *)(h_st + n), *h_tlp = (const float *)(h_top + n_top);
+    memcpy(out->tokens, h_tok, (size_t)n * 4);
+    memcpy(out->logprobs, h_lp, (size_t)n * 4);
+    if (out->status) memcpy(out->status, h_st, (size_t)n * 4);
+    if (n_top) {
+        memcpy(out->top_tokens, h_top, (size_t)n_top * 4);
+        memcpy(out->top_logprobs, h_tlp, (size_t)n_top * 4);
+    }
+    for (int i = 0; !out->status && i < n; i++)
+        if (h_st[i])
+            return inf_error_set(err, INF_EINVAL, "row %d: %s", i,
+                                 h_st[i] == 1 ? "a logit is NaN or +inf" : "every token is masked");
+    return 0;
 }
 
 #endif /* INF_HAVE_CUDA */

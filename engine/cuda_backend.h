@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "sampler_mod.h"
 
 typedef struct backend_cuda_stats {
     double weight_bytes;    /* bytes of weights on the device */
@@ -26,31 +27,35 @@ int backend_cuda_stats_get(const backend *b, backend_cuda_stats *st, inf_error *
 int backend_cuda_set_graphs(backend *b, int enable, inf_error *err);
 
 /* Device sampling, one row per logits row of the LAST forward (in batch
- * order of its need_logits tokens). Row i: p[i] (see sampler.h for the
- * meaning) and its modifier entries. Host arrays in, host arrays out
- * (tokens[n], logprobs[n]); only those cross the bus. */
-typedef struct backend_cuda_sample_row {
-    float temperature, top_p, min_p;
-    int top_k;
-    float repetition_penalty, presence_penalty, frequency_penalty;
-    double u;          /* uniform in [0, 1) from the request's RNG */
-    int want_logprob;
-    int n_mod;         /* entries of this row in mods, in order */
-} backend_cuda_sample_row;
+ * order of its need_logits tokens); typically that forward ran with
+ * logits == NULL (backend.h), so nothing but the results crosses the bus.
+ * Row i: rows[i] (sampler_mod.h: parameters and the uniform number the
+ * request's RNG drew) and its rows[i].n_mod modifier entries, which follow
+ * those of the rows before it in mods. Fill both with sampler_device_row
+ * (sampler.h): the kernel applies the CPU sampler's steps, tie rules and draw
+ * order, so a seeded request gives the CPU sampler's tokens. */
+typedef sampler_row backend_cuda_sample_row;
+typedef sampler_mod backend_cuda_sample_mod;
 
-typedef struct backend_cuda_sample_mod {
-    int32_t token;
-    int32_t rep;       /* token in prompt or output: repetition penalty applies */
-    int32_t gen_count; /* times generated: frequency / presence */
-    int32_t mask;      /* 1: -inf (min_tokens) */
-    float bias;        /* logit bias */
-} backend_cuda_sample_mod;
+/* Where the results go: host arrays owned by the caller. */
+typedef struct backend_cuda_sample_out {
+    int32_t *tokens;       /* [n] sampled ids (-1 where the row failed) */
+    float *logprobs;       /* [n] raw logprob of the token; NAN unless want_logprob */
+    int32_t *status;       /* [n] 0 ok, 1 a logit was NaN/+inf, 2 every token masked;
+                              NULL: a failed row fails the call (INF_EINVAL naming it) */
+    int32_t *top_tokens;   /* [sum of n_top] row i's n_top most likely raw tokens, best
+                              first (ties by id), after those of the rows before it;
+                              may be NULL when no row has n_top > 0 */
+    float *top_logprobs;   /* [sum of n_top] their raw logprobs */
+} backend_cuda_sample_out;
 
-/* Samples n rows (n = the number of logits rows of the last forward).
- * INF_EINVAL with the row named when a row's logits are NaN/+inf or all
- * masked. The last forward's device logits are modified. */
+/* Samples the n rows (n = the number of logits rows of the last forward;
+ * INF_ESTATE otherwise, or when they were sampled already: the kernel
+ * modifies the device logits, so once per forward). Only the rows and
+ * modifiers go up and only the tokens, logprobs and top-N entries come down.
+ * Waits for the stream (a forward's asynchronous failure surfaces here). */
 int backend_cuda_sample(backend *b, const backend_cuda_sample_row *rows, int n,
-                        const backend_cuda_sample_mod *mods, int n_mods, int32_t *tokens,
-                        float *logprobs, inf_error *err);
+                        const backend_cuda_sample_mod *mods, int n_mods,
+                        const backend_cuda_sample_out *out, inf_error *err);
 
 #endif

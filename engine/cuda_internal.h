@@ -81,10 +81,11 @@ typedef struct cuda_backend {
     cudaGraphExec_t graphs[CUDA_N_BUCKETS];
     uint64_t n_graph_launches, n_graph_captures;
 
-    /* last forward's logits rows on the device (for device sampling) */
+    /* last forward's logits rows on the device, not yet sampled (0: none) */
     int last_n_out;
-    /* device sampling scratch */
-    void *d_smp;
+    int pending;   /* a forward with logits == NULL was left running */
+    /* device sampling: pinned host and device buffers of smp_cap bytes each */
+    void *d_smp, *h_smp;
     size_t smp_cap;
 } cuda_backend;
 

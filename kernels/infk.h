@@ -22,6 +22,8 @@
 
 #include <cuda_runtime_api.h>
 
+#include "sampler_mod.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -171,29 +173,29 @@ typedef struct infk_sample_params {
     float repetition_penalty, presence_penalty, frequency_penalty;
     double u;          /* the uniform draw in [0, 1) the host RNG made */
     int want_logprob;  /* 1: logprob (raw log-softmax) of the sampled token */
+    int n_top, top_off; /* 0..20 most likely raw tokens, written at top_off */
     int mod_off, n_mod; /* this row's entries in the modifier list */
 } infk_sample_params;
 
-/* One logit modifier, applied in the CPU sampler's order: repetition penalty
- * (if rep), then -= gen_count*frequency + presence (if gen_count > 0), then
- * += bias, then -inf if mask. Each token at most once per row. */
+/* One logit modifier (sampler_mod.h: applied with sampler_mod_apply, as the
+ * CPU sampler does). Each token at most once per row. */
 typedef struct infk_sample_mod {
-    int32_t token;
-    int32_t rep;
-    int32_t gen_count;
-    int32_t mask;
-    float bias;
+    sampler_mod m;
     float raw; /* out: the logit before the modifiers (for the raw logprob) */
 } infk_sample_mod;
 
 /* Samples one token per row of logits [n_rows][n_vocab] (modified in place by
- * the modifiers). tokens[i] and logprobs[i] (NAN unless want_logprob) get the
- * result. Draw order: token ids ascending when neither top_k nor top_p is on
- * (as the CPU sampler), else best logit first. status[i]: 0 ok, 1 a logit was
- * NaN/+inf, 2 every token masked. */
+ * the modifiers), exactly as the CPU sampler: the kept set is the prefix of
+ * the order "larger logit first, ties to the lower id" that top_k, top_p and
+ * min_p leave (ties at a cut keep the lower ids), and the draw walks it in id
+ * order. tokens[i] and logprobs[i] (NAN unless want_logprob) get the result;
+ * with n_top > 0, top_ids / top_lps [top_off, top_off + n_top) get the most
+ * likely tokens of the RAW row (before the modifiers), best first, ties by
+ * id, with their raw logprobs. status[i]: 0 ok, 1 a logit was NaN/+inf,
+ * 2 every token masked. */
 int infk_sample(float *logits, int n_rows, int n_vocab, const infk_sample_params *params,
                 infk_sample_mod *mods, int32_t *tokens, float *logprobs, int32_t *status,
-                cudaStream_t st, inf_error *err);
+                int32_t *top_ids, float *top_lps, cudaStream_t st, inf_error *err);
 
 /* ---- membw.cu ------------------------------------------------------------- */
 

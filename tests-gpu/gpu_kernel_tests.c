@@ -457,116 +457,212 @@ static void test_kv_write(void) {
 
 /* ---- sampling ------------------------------------------------------------------ */
 
-/* The token an inverse-CDF draw with u picks from the CPU candidate set, in
- * the order the device kernel promises (ids ascending when no ranking filter,
- * else best first). */
-static int32_t expected_draw(const int32_t *ids, const float *probs, int m, const float *logits,
-                             int ranked, double u) {
-    int *ord = malloc(m * sizeof(int));
-    for (int i = 0; i < m; i++) ord[i] = i;
-    for (int i = 1; i < m; i++) /* insertion sort: small m in tests */
-        for (int j = i; j > 0; j--) {
-            int a = ord[j - 1], b = ord[j];
-            int swap = ranked ? (logits[ids[a]] < logits[ids[b]] ||
-                                 (logits[ids[a]] == logits[ids[b]] && ids[a] > ids[b]))
-                              : ids[a] > ids[b];
-            if (!swap) break;
-            ord[j - 1] = b;
-            ord[j] = a;
-        }
-    double cum = 0;
-    int32_t pick = ids[ord[m - 1]];
-    for (int i = 0; i < m; i++) {
-        cum += probs[ord[i]];
-        if (u < cum) {
-            pick = ids[ord[i]];
-            break;
+/* The device kernel against the CPU sampler itself: sampler A samples on the
+ * host (sampler_sample), sampler B (same seed, same history) hands its step
+ * to the kernel through sampler_device_row; every row of every step must give
+ * A's token, logprob and top-N. All cases are rows of one launch, so the
+ * modifier and top-N offsets of many rows are exercised too. */
+typedef struct scase {
+    float temp;
+    int top_k;
+    float top_p, min_p, rep, pres, freq;
+    int logprobs, min_tokens, bias, ties;
+} scase;
+
+static const scase g_scases[] = {
+    {0, -1, 1, 0, 1, 0, 0, 1, 0, 0, 0},           {0.8f, -1, 1, 0, 1, 0, 0, 0, 0, 0, 0},
+    {1.0f, 40, 1, 0, 1, 0, 0, 5, 0, 0, 0},        {0.7f, -1, 0.9f, 0, 1, 0, 0, -1, 0, 0, 0},
+    {1.3f, 50, 0.8f, 0.05f, 1, 0, 0, 20, 0, 0, 0}, {1.0f, -1, 1, 0.1f, 1, 0, 0, -1, 0, 0, 0},
+    {0.9f, 20, 1, 0, 1.3f, 0.5f, 0.2f, 0, 0, 1, 0}, {0, -1, 1, 0, 1.5f, 1.0f, 0.3f, 5, 0, 0, 0},
+    {1.0f, -1, 1, 0, 1.2f, 0, 0.1f, 3, 5, 1, 0},  {1.0f, 7, 1, 0, 1, 0, 0, 3, 0, 0, 1},
+    {1.0f, -1, 0.35f, 0, 1, 0, 0, 5, 0, 0, 1},    {2.0f, 9, 0.5f, 0, 1, 0, 0, 0, 0, 0, 1},
+    {0.5f, 300, 0.97f, 0, 1, 0, 0, 0, 0, 0, 1},   {0, -1, 1, 0, 1, 0, 0, 20, 0, 0, 1},
+    {1.0f, -1, 0.6f, 0.01f, 1, 0, 0, 2, 0, 1, 1},
+};
+#define N_SCASES ((int)(sizeof g_scases / sizeof *g_scases))
+
+static void sample_logits(float *l, int V, int ties) {
+    for (int i = 0; i < V; i++) {
+        if (ties) {
+            int lvl = (int)(tu_rand_u64(&g_rng) % 6);
+            l[i] = lvl == 5 ? 3.0f : lvl == 4 ? 2.5f : (float)lvl * 0.25f - 1.0f;
+        } else {
+            l[i] = frand(-8, 8);
         }
     }
-    free(ord);
-    return pick;
+}
+
+static void sample_vs_cpu(int V, int steps) {
+    enum { CAP = 8192 };
+    const int R = N_SCASES;
+    sampler *a[N_SCASES], *b[N_SCASES];
+    sampler_params sp[N_SCASES];
+    int32_t eos[2] = {2, 5}, prompt[8] = {3, 4, 5, 11, 11, 17, 900, 3};
+    inf_error err = {0};
+    for (int r = 0; r < R; r++) {
+        const scase *c = &g_scases[r];
+        sp[r] = sampler_params_default();
+        sp[r].temperature = c->temp;
+        sp[r].top_k = c->top_k;
+        sp[r].top_p = c->top_p;
+        sp[r].min_p = c->min_p;
+        sp[r].repetition_penalty = c->rep;
+        sp[r].presence_penalty = c->pres;
+        sp[r].frequency_penalty = c->freq;
+        sp[r].logprobs = c->logprobs;
+        sp[r].min_tokens = c->min_tokens;
+        sp[r].max_tokens = 1000;
+        sp[r].has_seed = 1;
+        sp[r].seed = 500 + (uint64_t)r;
+        if (c->bias) {
+            sampler_params_add_logit_bias(&sp[r], 11, 2.5f, &err);
+            sampler_params_add_logit_bias(&sp[r], V - 1, 6.0f, &err);
+        }
+        if (c->min_tokens) sampler_params_add_stop_token(&sp[r], 7, &err);
+        CU_ASSERT_EQUAL_FATAL(sampler_create(&a[r], &sp[r], V, eos, 2, prompt, 8, 1, &err), 0);
+        CU_ASSERT_EQUAL_FATAL(sampler_create(&b[r], &sp[r], V, eos, 2, prompt, 8, 2, &err), 0);
+    }
+    float *lg = malloc((size_t)R * V * 4), *tmp = malloc((size_t)V * 4);
+    infk_sample_params hp[N_SCASES];
+    infk_sample_mod *hm = malloc(CAP * sizeof *hm);
+    sampler_mod *mods = malloc(CAP * sizeof *mods);
+    float *dl = poisoned((size_t)R * V * 4);
+    infk_sample_params *dp = poisoned(sizeof hp);
+    infk_sample_mod *dm = poisoned(CAP * sizeof *hm);
+    int32_t *dtok = poisoned(R * 4), *dst = poisoned(R * 4), *dtop = poisoned(R * 20 * 4);
+    float *dlp = poisoned(R * 4), *dtlp = poisoned(R * 20 * 4);
+    int bad = 0;
+    for (int step = 0; step < steps; step++) {
+        int off = 0, top = 0;
+        for (int r = 0; r < R; r++) {
+            sample_logits(lg + (size_t)r * V, V, g_scases[r].ties);
+            sampler_row row;
+            CU_ASSERT_EQUAL_FATAL(sampler_device_row(b[r], &row, mods, CAP - off, &err), 0);
+            hp[r] = (infk_sample_params){row.temperature, row.top_k, row.top_p, row.min_p,
+                                         row.repetition_penalty, row.presence_penalty,
+                                         row.frequency_penalty, row.u, row.want_logprob, row.n_top,
+                                         top, off, row.n_mod};
+            for (int k = 0; k < row.n_mod; k++) hm[off + k] = (infk_sample_mod){mods[k], 0.0f};
+            off += row.n_mod;
+            top += row.n_top;
+        }
+        CU(cudaMemcpy(dl, lg, (size_t)R * V * 4, cudaMemcpyHostToDevice));
+        CU(cudaMemcpy(dp, hp, sizeof hp, cudaMemcpyHostToDevice));
+        CU(cudaMemcpy(dm, hm, (size_t)(off ? off : 1) * sizeof *hm, cudaMemcpyHostToDevice));
+        OK(infk_sample(dl, R, V, dp, dm, dtok, dlp, dst, dtop, dtlp, 0, &e_));
+        int32_t tok[N_SCASES], st[N_SCASES], ttok[N_SCASES * 20];
+        float lp[N_SCASES], tlp[N_SCASES * 20];
+        to_host(tok, dtok, R * 4);
+        to_host(st, dst, R * 4);
+        to_host(lp, dlp, R * 4);
+        if (top) {
+            to_host(ttok, dtop, (size_t)top * 4);
+            to_host(tlp, dtlp, (size_t)top * 4);
+        }
+        for (int r = 0; r < R; r++) {
+            sampler_result res;
+            memcpy(tmp, lg + (size_t)r * V, (size_t)V * 4);
+            CU_ASSERT_EQUAL_FATAL(sampler_sample(a[r], tmp, V, &res, &err), 0);
+            CU_ASSERT_EQUAL(st[r], 0);
+            if (tok[r] != res.token) {
+                bad++;
+                fprintf(stderr, "\n  V %d step %d case %d: device %d, cpu %d", V, step, r, tok[r],
+                        res.token);
+            }
+            if (g_scases[r].logprobs >= 0) CU_ASSERT(fabsf(lp[r] - res.logprob) < 1e-4f);
+            if (g_scases[r].logprobs < 0) CU_ASSERT(isnan(lp[r]));
+            CU_ASSERT_EQUAL(hp[r].n_top, res.n_top);
+            for (int k = 0; k < res.n_top && k < hp[r].n_top; k++) {
+                CU_ASSERT_EQUAL(ttok[hp[r].top_off + k], res.top[k].token);
+                CU_ASSERT(fabsf(tlp[hp[r].top_off + k] - res.top[k].logprob) < 1e-4f);
+            }
+            CU_ASSERT_EQUAL(sampler_accept(a[r], res.token, &err), 0);
+            CU_ASSERT_EQUAL(sampler_accept(b[r], res.token, &err), 0);
+        }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    for (int r = 0; r < R; r++) {
+        sampler_free(a[r]);
+        sampler_free(b[r]);
+        sampler_params_free(&sp[r]);
+    }
+    cudaFree(dl), cudaFree(dp), cudaFree(dm), cudaFree(dtok), cudaFree(dst), cudaFree(dtop);
+    cudaFree(dlp), cudaFree(dtlp);
+    free(lg), free(tmp), free(hm), free(mods);
 }
 
 static void test_sample(void) {
-    const int V = 3001;
-    typedef struct { float temp; int top_k; float top_p, min_p, rep, pres, freq; int lp; } pc;
-    static const pc cases[] = {
-        {0, -1, 1, 0, 1, 0, 0, 1},        {0.8f, -1, 1, 0, 1, 0, 0, 0},
-        {1.0f, 40, 1, 0, 1, 0, 0, 1},     {0.7f, -1, 0.9f, 0, 1, 0, 0, 0},
-        {1.3f, 50, 0.8f, 0.05f, 1, 0, 0, 1}, {1.0f, -1, 1, 0.1f, 1, 0, 0, 0},
-        {0.9f, 20, 1, 0, 1.3f, 0.5f, 0.2f, 1}, {0, -1, 1, 0, 1.5f, 1.0f, 0.3f, 0},
+    sample_vs_cpu(3001, 8);
+    sample_vs_cpu(128256, 2); /* a Llama-3 vocabulary: chunks of 126 ids per thread */
+    sample_vs_cpu(37, 4);     /* fewer ids than threads */
+}
+
+/* Ties at the cuts and the top-N rule, on hand-made rows: top_k = 3 over
+ * five tokens tied at the top keeps ids 1, 4, 6 (the lowest); top_p cuts
+ * inside a tie group after its 5 lowest ids; top-N lists tied tokens by id; NaN and all-masked rows
+ * report their status. */
+static void test_sample_ties_status(void) {
+    enum { V = 2000, R = 5 };
+    float *lg = malloc((size_t)R * V * 4);
+    for (int i = 0; i < R * V; i++) lg[i] = -5.0f;
+    int tied[5] = {1, 4, 6, 1500, 1999};
+    for (int k = 0; k < 5; k++) lg[tied[k]] = 2.0f;             /* row 0: top_k 3 */
+    for (int k = 0; k < 40; k++) lg[V + 100 + 7 * k] = 1.0f;     /* row 1: top_p 0.11 */
+    for (int k = 0; k < 30; k++) lg[2 * V + 1000 - 13 * k] = 0.5f; /* row 2: top-20 */
+    lg[3 * V + 17] = NAN;                                        /* row 3: NaN */
+    infk_sample_mod mask = {{9, 0, 0, 1, 0.0f}, 0.0f};           /* row 4: all masked */
+    for (int i = 0; i < V; i++) lg[4 * V + i] = -INFINITY;
+    lg[4 * V + 9] = 1.0f;
+    infk_sample_params hp[R] = {
+        {1.0f, 3, 1.0f, 0, 1, 0, 0, 0.999, 1, 0, 0, 0, 0},
+        {1.0f, -1, 0.11f, 0, 1, 0, 0, 0.999, 0, 0, 0, 0, 0},
+        {0.0f, -1, 1.0f, 0, 1, 0, 0, 0.5, 1, 20, 0, 0, 0},
+        {0.0f, -1, 1.0f, 0, 1, 0, 0, 0.5, 0, 0, 0, 0, 0},
+        {0.0f, -1, 1.0f, 0, 1, 0, 0, 0.5, 0, 0, 0, 0, 1},
     };
-    int nc = sizeof cases / sizeof *cases;
-    for (int ci = 0; ci < nc; ci++) {
-        const pc *c = &cases[ci];
-        sampler_params sp = sampler_params_default();
-        sp.temperature = c->temp;
-        sp.top_k = c->top_k;
-        sp.top_p = c->top_p;
-        sp.min_p = c->min_p;
-        sp.repetition_penalty = c->rep;
-        sp.presence_penalty = c->pres;
-        sp.frequency_penalty = c->freq;
-        sp.logprobs = c->lp ? 0 : -1;
-        inf_error err = {0};
-        sampler_params_add_logit_bias(&sp, 11, 2.5f, &err);
-        int32_t prompt[4] = {3, 4, 5, 11}, eos = 2;
-        sampler *s = NULL;
-        CU_ASSERT_EQUAL_FATAL(sampler_create(&s, &sp, V, &eos, 1, prompt, 4, 99, &err), 0);
-        int32_t gen[3] = {4, 4, 9};
-        for (int i = 0; i < 3; i++) sampler_accept(s, gen[i], &err);
-        for (int trial = 0; trial < 6; trial++) {
-            float *lg = malloc(V * 4), *tmp = malloc(V * 4), *probs = malloc(V * 4);
-            int32_t *ids = malloc(V * 4);
-            for (int i = 0; i < V; i++) lg[i] = frand(-6, 6);
-            /* modifiers exactly as the CPU history: rep for prompt+generated,
-             * counts for generated, bias for 11 */
-            infk_sample_mod mods[6] = {
-                {3, 1, 0, 0, 0, 0}, {4, 1, 2, 0, 0, 0}, {5, 1, 0, 0, 0, 0},
-                {11, 1, 0, 0, 2.5f, 0}, {9, 1, 1, 0, 0, 0}, {2, 0, 0, 0, 0, 0}};
-            memcpy(tmp, lg, V * 4);
-            int m = 0;
-            CU_ASSERT_EQUAL_FATAL(sampler_candidates(s, tmp, V, ids, probs, &m, &err), 0);
-            double u = (double)frand(0, 1);
-            infk_sample_params p = {c->temp, c->top_k, c->top_p, c->min_p, c->rep, c->pres, c->freq,
-                                    u, c->lp, 0, 6};
-            float *dl = dup_dev(lg, V * 4);
-            void *dp = dup_dev(&p, sizeof p), *dm = dup_dev(mods, sizeof mods);
-            int32_t *dtok = poisoned(4), *dst = poisoned(4);
-            float *dlp = poisoned(4);
-            OK(infk_sample(dl, 1, V, dp, dm, dtok, dlp, dst, 0, &e_));
-            int32_t tok = -5, stt = -5;
-            float lp = 0;
-            to_host(&tok, dtok, 4);
-            to_host(&stt, dst, 4);
-            to_host(&lp, dlp, 4);
-            CU_ASSERT_EQUAL(stt, 0);
-            int ranked = (c->top_k > 0 && c->top_k < V) || c->top_p < 1.0f;
-            int32_t want = c->temp < 1e-5f ? ids[0] : expected_draw(ids, probs, m, tmp, ranked, u);
-            if (tok != want)
-                fprintf(stderr, "\n  sample case %d trial %d: device %d, cpu candidates say %d (m=%d)\n",
-                        ci, trial, tok, want, m);
-            CU_ASSERT_EQUAL(tok, want);
-            if (c->temp < 1e-5f) { /* greedy: the CPU sampler itself must agree */
-                sampler_result res;
-                memcpy(tmp, lg, V * 4);
-                CU_ASSERT_EQUAL(sampler_sample(s, tmp, V, &res, &err), 0);
-                CU_ASSERT_EQUAL(res.token, tok);
-                if (c->lp) CU_ASSERT(fabsf(res.logprob - lp) < 1e-4f);
-            } else if (c->lp) {
-                double mx = -INFINITY, z = 0;
-                for (int i = 0; i < V; i++) mx = fmax(mx, lg[i]);
-                for (int i = 0; i < V; i++) z += exp(lg[i] - mx);
-                CU_ASSERT(fabs(lp - (lg[tok] - mx - log(z))) < 1e-4);
-            } else {
-                CU_ASSERT(isnan(lp));
-            }
-            cudaFree(dl), cudaFree(dp), cudaFree(dm), cudaFree(dtok), cudaFree(dst), cudaFree(dlp);
-            free(lg), free(tmp), free(probs), free(ids);
-        }
-        sampler_free(s);
-        sampler_params_free(&sp);
+    float *dl = dup_dev(lg, (size_t)R * V * 4);
+    void *dp = dup_dev(hp, sizeof hp), *dm = dup_dev(&mask, sizeof mask);
+    int32_t *dtok = poisoned(R * 4), *dst = poisoned(R * 4), *dtop = poisoned(20 * 4);
+    float *dlp = poisoned(R * 4), *dtlp = poisoned(20 * 4);
+    OK(infk_sample(dl, R, V, dp, dm, dtok, dlp, dst, dtop, dtlp, 0, &e_));
+    int32_t tok[R], st[R], ttok[20];
+    float tlp[20];
+    to_host(tok, dtok, sizeof tok);
+    to_host(st, dst, sizeof st);
+    to_host(ttok, dtop, sizeof ttok);
+    to_host(tlp, dtlp, sizeof tlp);
+    /* u = 0.999 draws the last kept id: 6 (not 1500 or 1999) */
+    CU_ASSERT_EQUAL(tok[0], 6);
+    /* 40 tied tokens of weight 1 and 1960 of e^-6, top_p 0.11: the target is
+     * 0.11 * 44.86 = 4.93, so tied tokens 0..4 (mass above < 4.93) stay and
+     * u = 0.999 draws the 5th lowest id */
+    CU_ASSERT_EQUAL(tok[1], 100 + 7 * 4);
+    CU_ASSERT_EQUAL(tok[2], 1000 - 13 * 29); /* greedy: the lowest tied id */
+    for (int k = 0; k < 20; k++) {
+        CU_ASSERT_EQUAL(ttok[k], 1000 - 13 * (29 - k));
+        CU_ASSERT(fabsf(tlp[k] - tlp[0]) == 0.0f);
     }
+    CU_ASSERT_EQUAL(st[0], 0);
+    CU_ASSERT_EQUAL(st[3], 1);
+    CU_ASSERT_EQUAL(tok[3], -1);
+    CU_ASSERT_EQUAL(st[4], 2);
+    /* the same rows through the CPU sampler's rules */
+    sampler_params sp = sampler_params_default();
+    sp.top_k = 3;
+    sp.has_seed = 1;
+    inf_error err = {0};
+    sampler *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(sampler_create(&s, &sp, V, NULL, 0, NULL, 0, 1, &err), 0);
+    int32_t ids[V];
+    float probs[V];
+    int m = 0;
+    CU_ASSERT_EQUAL(sampler_candidates(s, lg, V, ids, probs, &m, &err), 0);
+    CU_ASSERT_EQUAL(m, 3);
+    for (int k = 0; k < m; k++) CU_ASSERT(ids[k] == 1 || ids[k] == 4 || ids[k] == 6);
+    sampler_free(s);
+    cudaFree(dl), cudaFree(dp), cudaFree(dm), cudaFree(dtok), cudaFree(dst), cudaFree(dtop);
+    cudaFree(dlp), cudaFree(dtlp);
+    free(lg);
 }
 
 void gpu_register_kernel_tests(void) {
@@ -580,7 +676,8 @@ void gpu_register_kernel_tests(void) {
     CU_add_test(s, "kv cache write", test_kv_write);
     CU_add_test(s, "paged decode attention, split-K, GQA, odd shapes", test_attn_decode);
     CU_add_test(s, "varlen prefill attention, causal tiles", test_attn_prefill);
-    CU_add_test(s, "device sampling against the CPU sampler", test_sample);
+    CU_add_test(s, "device sampling = the CPU sampler (tokens, logprobs, top-N), many rows", test_sample);
+    CU_add_test(s, "device sampling: ties at top_k / top_p cuts, top-N ties, status", test_sample_ties_status);
 }
 
 #else /* built without CUDA: test_gpu.c prints SKIP before registering */
