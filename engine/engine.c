@@ -23,6 +23,8 @@ engine_config engine_config_default(void) {
     c.enable_chunked_prefill = 1;
     c.enable_prefix_caching = 1;
     c.aging_ms = 1000;
+    c.gpu_memory_fraction = 0.9;
+    c.device_sampling = 1;
     return c;
 }
 
@@ -234,6 +236,10 @@ static int resolve_config(engine_config *c, inf_error *err) {
                              (long long)c->aging_ms);
     if (c->kv_type != BACKEND_KV_F16 && c->kv_type != BACKEND_KV_F32)
         return inf_error_set(err, INF_EINVAL, "kv_type must be f16 or f32");
+    if (!(c->gpu_memory_fraction >= 0 && c->gpu_memory_fraction <= 1))
+        return inf_error_set(err, INF_EINVAL, "gpu_memory_fraction must be in (0, 1], got %g",
+                             c->gpu_memory_fraction);
+    if (c->gpu_memory_fraction == 0) c->gpu_memory_fraction = 0.9;
     return 0;
 }
 
@@ -262,7 +268,7 @@ int engine_open(engine **out, const engine_config *cfg_in, const char *model_pat
     /* Backend choice: "cuda" requires a usable GPU, "auto" takes one when
      * present, "cpu" never does. An explicit KV budget is honoured on the GPU
      * too (otherwise the GPU cache takes gpu_memory_fraction of free memory). */
-    if (cfg.kv_cache_bytes) bc.gpu_memory_fraction = 0;
+    bc.gpu_memory_fraction = cfg.kv_cache_bytes ? 0 : cfg.gpu_memory_fraction;
     char why[256] = "";
     int want_cuda = strcmp(cfg.backend, "cuda") == 0 ||
                     (strcmp(cfg.backend, "auto") == 0 && backend_cuda_available(why, sizeof why));
@@ -314,6 +320,23 @@ int engine_open(engine **out, const engine_config *cfg_in, const char *model_pat
         rc = inf_error_set(err, INF_ENOMEM, "out of memory for batch buffers");
         goto fail;
     }
+    const char *ds = getenv("INFERNO_DEVICE_SAMPLING");
+    e->dev_sampling = cfg.device_sampling && e->be->device_sampling && !(ds && ds[0] == '0');
+    e->cfg.device_sampling = e->dev_sampling;
+    if (e->dev_sampling) {
+        e->d_rows = malloc((size_t)S * sizeof *e->d_rows);
+        e->d_req = malloc((size_t)S * sizeof *e->d_req);
+        e->d_tok = malloc((size_t)S * sizeof *e->d_tok);
+        e->d_status = malloc((size_t)S * sizeof *e->d_status);
+        e->d_lp = malloc((size_t)S * sizeof *e->d_lp);
+        e->d_top_tok = malloc((size_t)S * SAMPLER_MAX_LOGPROBS * sizeof *e->d_top_tok);
+        e->d_top_lp = malloc((size_t)S * SAMPLER_MAX_LOGPROBS * sizeof *e->d_top_lp);
+        if (!e->d_rows || !e->d_req || !e->d_tok || !e->d_status || !e->d_lp || !e->d_top_tok ||
+            !e->d_top_lp) {
+            rc = inf_error_set(err, INF_ENOMEM, "out of memory for device sampling buffers");
+            goto fail;
+        }
+    }
     e->last_stats_us = eng_now_us(e);
     *out = e;
     return 0;
@@ -356,6 +379,14 @@ void engine_close(engine *e) {
     free(e->plan);
     free(e->snap);
     free(e->logits);
+    free(e->d_rows);
+    free(e->d_req);
+    free(e->d_mods);
+    free(e->d_tok);
+    free(e->d_status);
+    free(e->d_lp);
+    free(e->d_top_tok);
+    free(e->d_top_lp);
     kv_pool_free(e->pool);
     tok_free(e->tok);
     backend_free(e->be);
@@ -649,6 +680,8 @@ void engine_stats_get(engine *e, engine_stats *st) {
     st->recomputed_tokens = e->recomputed;
     st->generated_tokens = e->generated;
     st->n_steps = e->n_steps;
+    st->device_sampled_rows = e->device_rows;
+    st->host_sampled_rows = e->host_rows;
     st->n_finished = e->n_finished;
     st->n_errors = e->n_errors;
     int64_t now = eng_now_us(e);

@@ -74,6 +74,19 @@ typedef struct engine_config {
                                   0: no aging. Default 1000. At most 1e9. */
     uint64_t seed;             /* != 0: RNG seeds of unseeded requests derive from it
                                   (reproducible runs); 0: fresh OS entropy */
+    /* CUDA: share (0, 1] of the device memory free after weights and
+     * workspace that the KV cache takes; 0: the default 0.9. Ignored when
+     * kv_cache_bytes is set (an explicit budget wins) and on the CPU. */
+    double gpu_memory_fraction;
+    /* 1 (default): on a backend that can (CUDA), a step whose sampled rows
+     * are all device-samplable (sampler_device_ok: every sampling parameter
+     * is supported, only very long penalty histories are not) keeps its
+     * logits on the device and samples them there; only the tokens and the
+     * requested logprobs come back. Other steps copy the logits and use the
+     * CPU sampler, the reference. 0, or the environment variable
+     * INFERNO_DEVICE_SAMPLING=0: always the CPU sampler. engine_get_config
+     * reports the effective setting (0 on the CPU backend). */
+    int device_sampling;
     /* Clock in microseconds since the Unix epoch; NULL: CLOCK_REALTIME. Tests
      * pass a fake one so deadlines and timings are deterministic. */
     int64_t (*clock_us)(void *ctx);
@@ -187,6 +200,8 @@ typedef struct engine_stats {
     uint64_t recomputed_tokens;        /* forward tokens at generated positions after a preemption */
     uint64_t generated_tokens;         /* tokens sampled */
     uint64_t n_steps;                  /* forwards run */
+    uint64_t device_sampled_rows;      /* tokens sampled on the device (no logits copy) */
+    uint64_t host_sampled_rows;        /* tokens sampled by the CPU sampler on copied logits */
     uint64_t n_finished, n_errors;     /* final events so far */
     /* Throughput since the previous engine_stats call (or engine_open). */
     double prompt_tokens_per_s;

@@ -113,6 +113,14 @@ struct engine {
     eng_req **plan;    /* [max_num_seqs] sequences of the step's batch */
     eng_req **snap;    /* [max_num_seqs] running set, sorted, while planning */
     float *logits;
+    /* device sampling (dev_sampling: on for this engine), one entry per row */
+    int dev_sampling;
+    sampler_row *d_rows;      /* [max_num_seqs] */
+    eng_req **d_req;          /* [max_num_seqs] the row's request (NULL: none) */
+    sampler_mod *d_mods;      /* [cap_d_mods] every row's modifiers */
+    size_t cap_d_mods;
+    int32_t *d_tok, *d_status, *d_top_tok; /* [max_num_seqs], [.. * 20] */
+    float *d_lp, *d_top_lp;
 
     eng_event_slot *ev;
     int n_ev, cap_ev;
@@ -122,6 +130,7 @@ struct engine {
     /* counters */
     uint64_t n_preemptions, prefix_query, prefix_hit;
     uint64_t prompt_computed, recomputed, generated, n_steps, n_finished, n_errors;
+    uint64_t device_rows, host_rows; /* rows sampled on the device / on the host */
     uint64_t last_prompt_computed, last_generated;
     int64_t last_stats_us;
 };

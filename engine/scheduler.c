@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cuda_backend.h"
 #include "engine_internal.h"
 
 int sched_cmp(const eng_req *a, const eng_req *b) {
@@ -293,19 +294,23 @@ static int build_plan(engine *e, plan *p, int64_t now, inf_error *err) {
 
 /* ---- sampling and events -------------------------------------------------------- */
 
-/* Samples r's next token from its logits row and emits the events. Returns
- * 1 if r finished (it is freed), 0 if it goes on, < 0 on engine failure. */
-static int emit_token(engine *e, eng_req *r, float *row, int64_t now) {
+/* r failed (code, msg): it leaves the running list with its final ERROR
+ * event. Returns 1 (r is freed) or < 0 when even the event failed. */
+static int fail_req(engine *e, eng_req *r, int code, const char *msg) {
+    eng_list_remove(e->running, &e->n_running, r);
+    int r2 = eng_finish(e, r, ENGINE_FINISH_NONE, code, msg, -1, -1);
+    return r2 ? r2 : 1;
+}
+
+/* Emits the token r's sampler chose (*res, from either path): records it in
+ * the sampler, detokenizes, matches stop strings, emits the TOKEN event and,
+ * when r is done, its final event. Returns 1 if r finished (it is freed), 0
+ * if it goes on, < 0 on engine failure. */
+static int emit_result(engine *e, eng_req *r, const sampler_result *res, int64_t now) {
     inf_error err = {0};
-    sampler_result res;
-    int rc = sampler_sample(r->smp, row, e->n_vocab, &res, &err);
-    if (!rc) rc = sampler_accept(r->smp, res.token, &err);
-    if (rc) {
-        eng_list_remove(e->running, &e->n_running, r);
-        int r2 = eng_finish(e, r, ENGINE_FINISH_NONE, rc, err.msg, -1, -1);
-        return r2 ? r2 : 1;
-    }
-    int32_t tok = res.token;
+    int rc = sampler_accept(r->smp, res->token, &err);
+    if (rc) return fail_req(e, r, rc, err.msg);
+    int32_t tok = res->token;
     r->tokens[r->n_tokens++] = tok;
     e->generated++;
     int32_t stop_tok = -1;
@@ -377,10 +382,10 @@ static int emit_token(engine *e, eng_req *r, float *row, int64_t now) {
     s->ev.text = text;
     s->ev.text_len = text_len;
     if (r->logprobs >= 0) {
-        s->logprob = res.logprob;
+        s->logprob = res->logprob;
         s->ev.logprobs = &s->logprob; /* re-pointed when the step returns */
-        s->ev.n_top = res.n_top;
-        memcpy(s->top, res.top, (size_t)res.n_top * sizeof *s->top);
+        s->ev.n_top = res->n_top;
+        memcpy(s->top, res->top, (size_t)res->n_top * sizeof *s->top);
     }
     if (!r->first_token_us) {
         r->first_token_us = now;
@@ -391,15 +396,105 @@ static int emit_token(engine *e, eng_req *r, float *row, int64_t now) {
     }
     r->last_token_us = now;
 
-    if (rc) {
-        eng_list_remove(e->running, &e->n_running, r);
-        int r2 = eng_finish(e, r, ENGINE_FINISH_NONE, rc, err.msg, -1, -1);
-        return r2 ? r2 : 1;
-    }
+    if (rc) return fail_req(e, r, rc, err.msg);
     if (reason == ENGINE_FINISH_NONE) return 0;
     eng_list_remove(e->running, &e->n_running, r);
     int r2 = eng_finish(e, r, reason, 0, NULL, stop_index, stop_index >= 0 ? -1 : stop_tok);
     return r2 ? r2 : 1;
+}
+
+/* The host path: samples r's next token from its logits row with the CPU
+ * sampler, then emit_result. */
+static int emit_token(engine *e, eng_req *r, float *row, int64_t now) {
+    inf_error err = {0};
+    sampler_result res;
+    int rc = sampler_sample(r->smp, row, e->n_vocab, &res, &err);
+    if (rc) return fail_req(e, r, rc, err.msg);
+    return emit_result(e, r, &res, now);
+}
+
+/* 1 if every row this step samples can be sampled on the device. */
+static int step_on_device(const engine *e, eng_req **reqs, int n) {
+    if (!e->dev_sampling) return 0;
+    int rows = 0;
+    for (int s = 0; s < n; s++) {
+        if (!e->b_seqs_logits[s]) continue;
+        if (!sampler_device_ok(reqs[s]->smp)) return 0;
+        rows++;
+    }
+    return rows > 0;
+}
+
+/* The device path, after a forward that kept its logits on the device: one
+ * row per sequence with b_seqs_logits (reqs[s] NULL: failed since; its row is
+ * sampled greedily and dropped), all sampled by one backend_cuda_sample call,
+ * then emit_result for each. Returns < 0 only on engine failure. */
+static int sample_on_device(engine *e, eng_req **reqs, int n_seqs) {
+    int n = 0, rc = 0;
+    size_t cap = 0;
+    for (int s = 0; s < n_seqs; s++) {
+        if (!e->b_seqs_logits[s]) continue;
+        e->d_req[n++] = reqs[s];
+        if (reqs[s]) cap += sampler_mods_bound(reqs[s]->smp);
+    }
+    if (cap > e->cap_d_mods) {
+        sampler_mod *m = realloc(e->d_mods, cap * 2 * sizeof *m);
+        if (!m) {
+            for (int i = 0; i < n; i++)
+                if (e->d_req[i]) {
+                    int r2 = fail_req(e, e->d_req[i], INF_ENOMEM, "out of memory for sampling");
+                    if (r2 < 0 && !rc) rc = r2;
+                }
+            return rc;
+        }
+        e->d_mods = m;
+        e->cap_d_mods = cap * 2;
+    }
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        eng_req *r = e->d_req[i];
+        inf_error err = {0};
+        if (r && sampler_device_row(r->smp, &e->d_rows[i], e->d_mods + off, cap - off, &err)) {
+            int r2 = fail_req(e, r, err.code ? err.code : INF_EINVAL, err.msg);
+            if (r2 < 0 && !rc) rc = r2;
+            e->d_req[i] = r = NULL;
+        }
+        if (!r) memset(&e->d_rows[i], 0, sizeof e->d_rows[i]); /* greedy, nothing else */
+        off += (size_t)e->d_rows[i].n_mod;
+    }
+    inf_error err = {0};
+    backend_cuda_sample_out out = {e->d_tok, e->d_lp, e->d_status, e->d_top_tok, e->d_top_lp};
+    int src = backend_cuda_sample(e->be, e->d_rows, n, e->d_mods, (int)off, &out, &err);
+    /* The tokens exist now (the forward ran asynchronously until here). */
+    int64_t now = eng_now_us(e);
+    int top = 0;
+    for (int i = 0; i < n; i++) {
+        eng_req *r = e->d_req[i];
+        int nt = e->d_rows[i].n_top;
+        top += nt;
+        if (!r) continue;
+        int r2;
+        if (src) {
+            r2 = fail_req(e, r, src, err.msg);
+        } else if (e->d_status[i]) {
+            r2 = fail_req(e, r, INF_EINVAL,
+                          e->d_status[i] == 1 ? "a logit is NaN or +inf; logits must be finite or -inf"
+                                              : "every token is masked (all logits are -inf)");
+        } else {
+            sampler_result res;
+            res.token = e->d_tok[i];
+            res.logprob = e->d_lp[i];
+            res.n_top = nt;
+            for (int k = 0; k < nt; k++) {
+                res.top[k].token = e->d_top_tok[top - nt + k];
+                res.top[k].logprob = e->d_top_lp[top - nt + k];
+            }
+            e->device_rows++;
+            r2 = emit_result(e, r, &res, now);
+        }
+        if (r2 < 0 && !rc) rc = r2;
+    }
+    return rc;
 }
 
 /* ---- the step ------------------------------------------------------------------- */
@@ -449,7 +544,9 @@ int sched_step(engine *e, inf_error *err) {
     }
     backend_batch bt = {nt, e->b_tokens, e->b_pos, e->b_seq, e->b_need, p.n, e->b_seqs};
     inf_error ferr = {0};
-    int frc = backend_forward(e->be, &bt, e->logits, &ferr);
+    /* Device sampling when every row allows it: the logits stay there. */
+    int on_dev = step_on_device(e, p.reqs, p.n);
+    int frc = backend_forward(e->be, &bt, on_dev ? NULL : e->logits, &ferr);
     e->n_steps++;
     /* Tokens exist once the forward is done: TTFT and inter-token latency
      * are measured to here, not to the start of the step. */
@@ -480,6 +577,11 @@ int sched_step(engine *e, inf_error *err) {
             }
         }
     }
+    if (on_dev) {
+        rc = sample_on_device(e, p.reqs, p.n);
+        if (rc) return inf_error_set(err, rc, "out of memory for events");
+        return 0;
+    }
     /* Logits rows follow batch order: one per sequence whose pending tokens
      * all got computed. Keep going after a failure so no sequence is left
      * computed but unsampled. */
@@ -489,6 +591,7 @@ int sched_step(engine *e, inf_error *err) {
         if (!e->b_seqs_logits[s]) continue;
         float *row = e->logits + (size_t)li++ * (size_t)e->n_vocab;
         if (!r) continue; /* failed above; its row is skipped */
+        e->host_rows++;
         int er = emit_token(e, r, row, now);
         if (er < 0 && !rc) rc = er;
     }
