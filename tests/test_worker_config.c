@@ -255,10 +255,36 @@ static void test_help_and_docs(void) {
     free(out);
 }
 
+/* --gpu-memory-fraction: default 0.9, env and flag, (0, 1] enforced. */
+static void test_gpu_memory_fraction(void) {
+    wcfg c;
+    inf_error err = {0};
+    const char *args[] = {"--model", model_file(), NULL};
+    CU_ASSERT_EQUAL_FATAL(parse(&c, args, NULL, &err), WCFG_RUN);
+    CU_ASSERT_DOUBLE_EQUAL(c.gpu_memory_fraction, 0.9, 1e-12);
+    wcfg_free(&c);
+    const char *env[] = {"INFERNO_GPU_MEMORY_FRACTION=0.5", NULL};
+    CU_ASSERT_EQUAL_FATAL(parse(&c, args, env, &err), WCFG_RUN);
+    CU_ASSERT_DOUBLE_EQUAL(c.gpu_memory_fraction, 0.5, 1e-12);
+    wcfg_free(&c);
+    const char *args2[] = {"--model", model_file(), "--gpu-memory-fraction=1", NULL};
+    CU_ASSERT_EQUAL_FATAL(parse(&c, args2, env, &err), WCFG_RUN);
+    CU_ASSERT_DOUBLE_EQUAL(c.gpu_memory_fraction, 1.0, 1e-12);
+    wcfg_free(&c);
+    static const char *bad[] = {"0", "1.5", "-0.1", "abc", "0.5x", "nan"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        const char *a[] = {"--model", model_file(), "--gpu-memory-fraction", bad[i], NULL};
+        CU_ASSERT_EQUAL(parse(&c, a, NULL, &err), INF_EINVAL);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "--gpu-memory-fraction"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "(0, 1]"));
+    }
+}
+
 void test_register_worker_config(void) {
     CU_pSuite s = CU_add_suite("worker_config", NULL, NULL);
     CU_add_test(s, "defaults", test_defaults);
     CU_add_test(s, "precedence flag > env > file > default", test_precedence);
     CU_add_test(s, "validation messages", test_errors);
     CU_add_test(s, "help and docs from one table", test_help_and_docs);
+    CU_add_test(s, "gpu-memory-fraction", test_gpu_memory_fraction);
 }

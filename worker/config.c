@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <unistd.h>
 
-typedef enum opt_type { T_STR, T_INT, T_LONG, T_BOOL, T_ENUM, T_LIST } opt_type;
+typedef enum opt_type { T_STR, T_INT, T_LONG, T_BOOL, T_ENUM, T_LIST, T_FRAC } opt_type;
 
 typedef struct opt {
     const char *name;    /* flag without "--"; also the config-file key */
@@ -22,7 +22,7 @@ typedef struct opt {
     opt_type type;
     size_t off;          /* field in wcfg */
     const char *def;     /* default, parsed like any other source; NULL: none */
-    long long lo, hi;    /* T_INT / T_LONG range */
+    long long lo, hi;    /* T_INT / T_LONG range (T_FRAC: a double in (0, 1]) */
     const char *choices; /* T_ENUM: "a|b|c" */
     const char *metavar;
     const char *help;
@@ -40,7 +40,11 @@ static const opt OPTS[] = {
     {"threads", 't', "INFERNO_THREADS", T_INT, F(threads), "0", 0, 1024, NULL, "N",
      "Backend threads; 0 = all cores."},
     {"kv-cache-mb", 0, "INFERNO_KV_CACHE_MB", T_INT, F(kv_cache_mb), "0", 0, 1 << 20, NULL, "MB",
-     "KV cache budget in MiB; 0 = backend default (256)."},
+     "KV cache budget in MiB; 0 = backend default (256 on the CPU; on a GPU, --gpu-memory-fraction "
+     "of the free memory). A budget given here wins over the fraction."},
+    {"gpu-memory-fraction", 0, "INFERNO_GPU_MEMORY_FRACTION", T_FRAC, F(gpu_memory_fraction), "0.9", 0, 0,
+     NULL, "F", "CUDA: share in (0, 1] of the GPU memory free after weights and workspace that the KV cache "
+     "takes (ignored when --kv-cache-mb is set)."},
     {"max-num-seqs", 0, "INFERNO_MAX_NUM_SEQS", T_INT, F(max_num_seqs), "64", 1, 4096, NULL, "N",
      "Sequences decoded together at most."},
     {"max-batched-tokens", 0, "INFERNO_MAX_BATCHED_TOKENS", T_INT, F(max_batched_tokens), "512", 1,
@@ -191,6 +195,16 @@ static int set_opt(wcfg *c, const opt *o, const char *v, const char *where, int 
                                  o->hi);
         if (o->type == T_INT) *(int *)(base + o->off) = (int)x;
         else *(long *)(base + o->off) = (long)x;
+        return 0;
+    }
+    case T_FRAC: {
+        char *end;
+        errno = 0;
+        double x = strtod(v, &end);
+        while (end && isspace((unsigned char)*end)) end++;
+        if (errno || end == v || *end || !(x > 0.0 && x <= 1.0))
+            return inf_error_set(err, INF_EINVAL, "%s: '%s' is not a number in (0, 1]", where, v);
+        *(double *)(base + o->off) = x;
         return 0;
     }
     case T_BOOL: {
@@ -615,6 +629,7 @@ void wcfg_print_effective(const wcfg *c, FILE *out) {
         case T_INT:
         case T_BOOL: fprintf(out, "%d\n", *(const int *)(base + o->off)); break;
         case T_LONG: fprintf(out, "%ld\n", *(const long *)(base + o->off)); break;
+        case T_FRAC: fprintf(out, "%g\n", *(const double *)(base + o->off)); break;
         case T_LIST:
             for (int k = 0; k < c->n_props; k++) fprintf(out, "%s%s", k ? " " : "", c->props[k]);
             fprintf(out, "\n");

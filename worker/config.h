@@ -37,6 +37,7 @@ typedef struct wcfg {
     char *backend;            /* cpu | cuda | auto */
     int threads;              /* 0: all cores */
     int kv_cache_mb;          /* 0: backend default */
+    double gpu_memory_fraction; /* (0, 1]: KV share of free GPU memory (unless kv_cache_mb) */
     int max_num_seqs;
     int max_batched_tokens;
     int max_model_len;        /* 0: the model's context */

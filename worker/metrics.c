@@ -276,6 +276,12 @@ static void render_locked(wmetrics *m, int64_t now, FILE *f) {
             (double)e->prompt_tokens_computed);
     counter(f, "inferno_generation_tokens_total", "Tokens generated.", (double)e->generated_tokens);
     counter(f, "inferno_engine_steps_total", "Engine iterations (forward passes).", (double)e->n_steps);
+    head(f, "inferno_sampled_tokens_total", "counter",
+         "Tokens sampled, by where: on the device (logits kept there) or on the host (logits copied).");
+    fprintf(f, "inferno_sampled_tokens_total{where=\"device\"} %llu\n",
+            (unsigned long long)e->device_sampled_rows);
+    fprintf(f, "inferno_sampled_tokens_total{where=\"host\"} %llu\n",
+            (unsigned long long)e->host_sampled_rows);
 
     histogram(f, "inferno_request_queue_time_seconds", "Arrival to first scheduling.", &m->h[H_QUEUE]);
     histogram(f, "inferno_time_to_first_token_seconds", "Arrival to first token.", &m->h[H_TTFT]);

@@ -178,6 +178,7 @@ int worker_create(worker **out, const wcfg *cfg, inf_error *err) {
         ec.backend = cfg->backend;
         ec.n_threads = cfg->threads;
         ec.kv_cache_bytes = (size_t)cfg->kv_cache_mb << 20;
+        ec.gpu_memory_fraction = cfg->gpu_memory_fraction; /* engine_open: kv_cache_bytes wins */
         ec.max_num_seqs = cfg->max_num_seqs;
         ec.max_num_batched_tokens = cfg->max_batched_tokens;
         ec.max_model_len = cfg->max_model_len;
