@@ -5,7 +5,8 @@
  * models of every weight type and on stories260K: logits within tolerance,
  * greedy tokens, batched decode with mixed context lengths, graphs on/off),
  * gpu_engine (the engine on the GPU: preemption and prefix caching give the
- * CPU engine's tokens), gpu_memcheck (a small model, run under
+ * CPU engine's tokens; device sampling gives the host sampler's tokens on
+ * the same logits and the CPU engine's up to explained fp flips), gpu_memcheck (a small model, run under
  * compute-sanitizer by make test-gpu). Without a usable GPU it prints one
  * SKIP line and exits 0. `--has-gpu` only answers by exit status.
  */
@@ -24,6 +25,7 @@
 #include "kvcache.h"
 #include "model_random.h"
 #include "quant.h"
+#include "tokenizer.h"
 #include "tests/testutil.h"
 
 /* ---- backend pairs ---------------------------------------------------------- */
@@ -370,6 +372,274 @@ static void test_engine_paths(void) {
     }
 }
 
+/* ---- engine: device sampling ------------------------------------------------------- */
+
+/* Seeded requests covering every sampling parameter. */
+#define DS_REQ 12
+static void ds_params(sampler_params *sp, int r) {
+    static const struct { float t; int k; float p, mp, rep, pres, freq; int lp, min_tok, bias; } c[DS_REQ] = {
+        {0, -1, 1, 0, 1, 0, 0, -1, 0, 0},           {0, -1, 1, 0, 1, 0, 0, 5, 0, 0},
+        {0.8f, -1, 1, 0, 1, 0, 0, 0, 0, 0},         {1.0f, 40, 1, 0, 1, 0, 0, -1, 0, 0},
+        {0.7f, -1, 0.9f, 0, 1, 0, 0, 5, 0, 0},      {1.2f, -1, 1, 0.05f, 1, 0, 0, -1, 0, 0},
+        {1.3f, 50, 0.8f, 0.02f, 1, 0, 0, 0, 0, 0},  {0.9f, 20, 1, 0, 1.3f, 0.5f, 0.2f, 0, 0, 0},
+        {0.6f, -1, 1, 0, 1, 0, 0, 5, 0, 1},         {1.0f, -1, 1, 0, 1.1f, 0, 0.1f, 0, 8, 1},
+        {0, -1, 1, 0, 1.5f, 0, 0, 5, 0, 0},         {1.0f, -1, 0.95f, 0, 1, 0.3f, 0, 5, 0, 0},
+    };
+    *sp = sampler_params_default();
+    sp->temperature = c[r].t;
+    sp->top_k = c[r].k;
+    sp->top_p = c[r].p;
+    sp->min_p = c[r].mp;
+    sp->repetition_penalty = c[r].rep;
+    sp->presence_penalty = c[r].pres;
+    sp->frequency_penalty = c[r].freq;
+    sp->logprobs = c[r].lp;
+    sp->min_tokens = c[r].min_tok;
+    sp->ignore_eos = c[r].min_tok == 0;
+    sp->max_tokens = 24;
+    sp->has_seed = 1;
+    sp->seed = 100 + (uint64_t)r;
+    if (c[r].bias) {
+        sampler_params_add_logit_bias(sp, 7, 3.0f, NULL);
+        sampler_params_add_logit_bias(sp, 300, -2.0f, NULL);
+        sampler_params_add_logit_bias(sp, 1000, 1.5f, NULL);
+    }
+    if (c[r].min_tok) {
+        sampler_params_add_stop_token(sp, 9, NULL);
+        sampler_params_add_stop_token(sp, 13, NULL);
+    }
+}
+
+typedef struct ds_out {
+    int32_t toks[DS_REQ][32];
+    float lp[DS_REQ][32];
+    int32_t top[DS_REQ][32][5];
+    float top_lp[DS_REQ][32][5];
+    int n[DS_REQ];
+    int32_t prompt[DS_REQ][48];
+    int n_prompt[DS_REQ];
+    engine_stats st;
+} ds_out;
+
+/* Runs the DS_REQ requests to the end on backend_name (device sampling on
+ * or off), with a KV budget that forces preemption. 0 or -1. */
+static int ds_run(const char *backend_name, const char *path, int device_sampling, ds_out *o) {
+    engine_config ec = engine_config_default();
+    ec.backend = backend_name;
+    ec.n_threads = 0;
+    ec.seed = 5;
+    ec.max_num_seqs = 8;
+    ec.max_num_batched_tokens = 64;
+    ec.kv_block_size = 8;
+    ec.kv_cache_bytes = kv_block_bytes(4, 2, 32, 8, 4) * 26;
+    ec.kv_type = BACKEND_KV_F32;
+    ec.device_sampling = device_sampling;
+    engine *e = NULL;
+    inf_error err = {0};
+    if (engine_open(&e, &ec, path, &err)) {
+        fprintf(stderr, "\n  engine_open(%s): %s\n", backend_name, err.msg);
+        return -1;
+    }
+    memset(o, 0, sizeof *o);
+    for (int r = 0; r < DS_REQ; r++) {
+        sampler_params sp;
+        ds_params(&sp, r);
+        o->n_prompt[r] = 30 + (r % 5) * 3;
+        for (int i = 0; i < o->n_prompt[r]; i++)
+            o->prompt[r][i] = i < 24 ? (int32_t)(7 + i * 3) : (int32_t)(100 + r * 17 + i);
+        char id[16];
+        snprintf(id, sizeof id, "r%d", r);
+        engine_request rq = engine_request_default();
+        rq.id = id;
+        rq.prompt_tokens = o->prompt[r];
+        rq.n_prompt_tokens = o->n_prompt[r];
+        rq.params = &sp;
+        rq.priority = r % 3;
+        int rc = engine_add(e, &rq, &err);
+        sampler_params_free(&sp);
+        if (rc) {
+            fprintf(stderr, "\n  engine_add: %s\n", err.msg);
+            engine_close(e);
+            return -1;
+        }
+    }
+    int done = 0;
+    for (int step = 0; step < 5000 && done < DS_REQ; step++) {
+        const engine_event *ev;
+        int n = 0;
+        if (engine_step(e, &ev, &n, &err)) {
+            fprintf(stderr, "\n  engine_step: %s\n", err.msg);
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            int r = atoi(ev[i].id + 1);
+            if (ev[i].type == ENGINE_EVENT_ERROR) fprintf(stderr, "\n  %s: %s\n", ev[i].id, ev[i].message);
+            CU_ASSERT(ev[i].type != ENGINE_EVENT_ERROR);
+            if (ev[i].type != ENGINE_EVENT_TOKEN) {
+                done++;
+                continue;
+            }
+            for (int k = 0; k < ev[i].n_tokens && o->n[r] < 32; k++) {
+                int j = o->n[r]++;
+                o->toks[r][j] = ev[i].tokens[k];
+                if (ev[i].logprobs) o->lp[r][j] = ev[i].logprobs[k];
+                for (int t = 0; t < ev[i].n_top && t < 5; t++) {
+                    o->top[r][j][t] = ev[i].top_logprobs[k * ev[i].n_top + t].token;
+                    o->top_lp[r][j][t] = ev[i].top_logprobs[k * ev[i].n_top + t].logprob;
+                }
+            }
+        }
+        CU_ASSERT_EQUAL(engine_check_invariants(e, &err), 0);
+    }
+    engine_stats_get(e, &o->st);
+    engine_close(e);
+    return done == DS_REQ ? 0 : -1;
+}
+
+/* Compares two runs' tokens, logprobs and top-5 of request r up to `upto`
+ * tokens; returns the first differing token index (or -1). */
+static int ds_first_diff(const ds_out *a, const ds_out *b, int r, double lp_tol) {
+    int n = a->n[r] < b->n[r] ? a->n[r] : b->n[r];
+    for (int j = 0; j < n; j++) {
+        if (a->toks[r][j] != b->toks[r][j]) return j;
+        sampler_params sp;
+        ds_params(&sp, r);
+        if (sp.logprobs >= 0) CU_ASSERT(fabsf(a->lp[r][j] - b->lp[r][j]) <= lp_tol);
+        for (int t = 0; t < sp.logprobs && t < 5; t++) {
+            CU_ASSERT_EQUAL(a->top[r][j][t], b->top[r][j][t]);
+            CU_ASSERT(fabsf(a->top_lp[r][j][t] - b->top_lp[r][j][t]) <= lp_tol);
+        }
+        sampler_params_free(&sp);
+    }
+    return a->n[r] == b->n[r] ? -1 : n;
+}
+
+/* Whether the CPU and GPU picking different tokens at generated index j of
+ * request r is explained by fp tolerance: replays the request's sampler to
+ * that step (one RNG draw per step, as the engine does), recomputes the
+ * step's logits on the CPU and checks that the draw u lies within `slack`
+ * of the boundary between the two tokens in the CDF (id order), or that
+ * greedy's top two logits are within slack. */
+static int ds_flip_explained(const char *path, const ds_out *c, int r, int j, int32_t gpu_tok,
+                             double slack) {
+    inf_error err = {0};
+    gguf_file *f = NULL;
+    backend *b = NULL;
+    backend_config bc = backend_config_default();
+    bc.kv_cache_bytes = 8 << 20;
+    bc.kv_type = BACKEND_KV_F32;
+    if (gguf_open(&f, path, &err) || backend_cpu_create(&b, f, &bc, &err)) {
+        gguf_close(f);
+        return 0;
+    }
+    int n = c->n_prompt[r] + j, V = (int)b->desc.n_vocab;
+    int32_t toks[96], pos[96], si[96], blocks[16];
+    uint8_t need[96];
+    for (int i = 0; i < n; i++) {
+        toks[i] = i < c->n_prompt[r] ? c->prompt[r][i] : c->toks[r][i - c->n_prompt[r]];
+        pos[i] = i;
+        si[i] = 0;
+        need[i] = i == n - 1;
+    }
+    for (int i = 0; i < 16; i++) blocks[i] = i;
+    backend_seq seq = {blocks, (n + b->kv_block_size - 1) / b->kv_block_size};
+    backend_batch bt = {n, toks, pos, si, need, 1, &seq};
+    float *l = malloc((size_t)V * 4);
+    int ok = backend_forward(b, &bt, l, &err) == 0;
+    /* the engine's EOS ids: eos, then eot when different */
+    int32_t eos[2];
+    size_t n_eos = 0;
+    tokenizer *tk = NULL;
+    if (ok && tok_create_ex(&tk, f, TOK_CREATE_PRE_FALLBACK, &err) == 0) {
+        int32_t cand[2] = {tok_eos(tk), tok_eot(tk)};
+        for (int i = 0; i < 2; i++)
+            if (cand[i] >= 0 && cand[i] < V && (n_eos == 0 || eos[0] != cand[i])) eos[n_eos++] = cand[i];
+        tok_free(tk);
+    }
+    sampler_params sp;
+    ds_params(&sp, r);
+    sampler *s = NULL;
+    ok = ok && sampler_create(&s, &sp, V, eos, n_eos, c->prompt[r], (size_t)c->n_prompt[r], 1, &err) == 0;
+    sampler_mod *mods = malloc(4096 * sizeof *mods);
+    sampler_row row;
+    for (int k = 0; ok && k <= j; k++) {
+        ok = sampler_device_row(s, &row, mods, 4096, &err) == 0;
+        if (ok && k < j) ok = sampler_accept(s, c->toks[r][k], &err) == 0;
+    }
+    int explained = 0;
+    if (ok) {
+        int32_t *ids = malloc((size_t)V * 4);
+        float *probs = malloc((size_t)V * 4);
+        int m = 0;
+        /* sampler_candidates applies the same modifiers (it does not draw) */
+        if (sampler_candidates(s, l, V, ids, probs, &m, &err) == 0) {
+            if (row.temperature < SAMPLER_GREEDY_EPS) {
+                explained = fabsf(l[gpu_tok] - l[ids[0]]) <= slack;
+            } else {
+                /* CDF in id order: the boundary after the lower of the two ids */
+                int32_t lo = gpu_tok < c->toks[r][j] ? gpu_tok : c->toks[r][j];
+                double cum = 0;
+                for (int i = 0; i < V; i++)
+                    for (int k = 0; k < m; k++)
+                        if (ids[k] == i) {
+                            cum += probs[k];
+                            if (i == lo) explained = fabs(cum - row.u) <= slack;
+                        }
+            }
+        }
+        free(ids), free(probs);
+    }
+    sampler_free(s);
+    sampler_params_free(&sp);
+    free(mods), free(l);
+    backend_free(b);
+    gguf_close(f);
+    return explained;
+}
+
+static void test_engine_device_sampling(void) {
+    const char *path = write_model("engine_ds.gguf", "small", GGML_TYPE_F32, NULL, 0, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(path);
+    static ds_out cpu, dev, host;
+    CU_ASSERT_EQUAL_FATAL(ds_run("cpu", path, 1, &cpu), 0);
+    setenv("INFERNO_CUDA_KEEP_F32", "1", 1); /* f32 end to end */
+    int rc = ds_run("cuda", path, 1, &dev);
+    if (!rc) rc = ds_run("cuda", path, 0, &host);
+    unsetenv("INFERNO_CUDA_KEEP_F32");
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    uint64_t gen = dev.st.generated_tokens;
+    fprintf(stderr, "\n  device run: %llu tokens, %llu device-sampled, %llu host-sampled, %llu preemptions",
+            (unsigned long long)gen, (unsigned long long)dev.st.device_sampled_rows,
+            (unsigned long long)dev.st.host_sampled_rows, (unsigned long long)dev.st.n_preemptions);
+    CU_ASSERT(gen > 0);
+    CU_ASSERT_EQUAL(dev.st.device_sampled_rows, gen);
+    CU_ASSERT_EQUAL(dev.st.host_sampled_rows, 0);
+    CU_ASSERT_EQUAL(host.st.device_sampled_rows, 0);
+    CU_ASSERT_EQUAL(host.st.host_sampled_rows, host.st.generated_tokens);
+    CU_ASSERT(cpu.st.device_sampled_rows == 0 && cpu.st.host_sampled_rows == cpu.st.generated_tokens);
+    /* Same GPU logits, device vs host sampler: identical. */
+    for (int r = 0; r < DS_REQ; r++) {
+        int d = ds_first_diff(&dev, &host, r, 1e-4);
+        if (d >= 0) fprintf(stderr, "\n  request %d: device and host sampling differ at token %d", r, d);
+        CU_ASSERT_EQUAL(d, -1);
+    }
+    /* Against the CPU engine: identical, except where a flip is explained by
+     * the CPU and GPU logits differing within fp tolerance (then the rest of
+     * that request is not compared: its context differs). */
+    int flips = 0;
+    for (int r = 0; r < DS_REQ; r++) {
+        int d = ds_first_diff(&dev, &cpu, r, 2e-3);
+        if (d < 0) continue;
+        int ok = d < dev.n[r] && d < cpu.n[r] &&
+                 ds_flip_explained(path, &cpu, r, d, dev.toks[r][d], 1e-3);
+        fprintf(stderr, "\n  request %d: cpu and gpu differ at token %d (%s)", r, d,
+                ok ? "explained by fp tolerance" : "NOT explained");
+        CU_ASSERT(ok);
+        flips++;
+    }
+    CU_ASSERT(flips <= 2);
+}
+
 /* ---- memcheck (small, run under compute-sanitizer) ----------------------------- */
 
 static void test_memcheck_small(void) {
@@ -404,6 +674,8 @@ int main(int argc, char **argv) {
     CU_add_test(s, "mixed prefill + batched decode, graphs on/off", test_batched_mixed);
     s = CU_add_suite("gpu_engine", NULL, NULL);
     CU_add_test(s, "engine on cuda: preemption + prefix cache = cpu tokens", test_engine_paths);
+    CU_add_test(s, "engine device sampling = host sampling = cpu engine, every parameter",
+                test_engine_device_sampling);
     s = CU_add_suite("gpu_memcheck", NULL, NULL);
     CU_add_test(s, "small models forward (for compute-sanitizer)", test_memcheck_small);
     if (argc > 1)
