@@ -7,6 +7,14 @@
  * sequences whose pending tokens are all computed, and returns the events of
  * that iteration.
  *
+ * Sampling: on a backend that can (CUDA) the logits stay on the device and
+ * one kernel samples every row, so only the tokens and the requested
+ * logprobs come back (see device_sampling). Steps where some row cannot,
+ * and the CPU backend, copy the logits and use the CPU sampler (sampler.h),
+ * which stays the reference. Seeded requests give the same tokens either way
+ * (same modifiers, same RNG draw, same filters and draw order), up to float
+ * rounding of the sums.
+ *
  * Scheduling (see scheduler.c for the details):
  *   - Urgency: lower `priority` is more urgent; ties by arrival time, then by
  *     add order. Aging (config aging_ms > 0): a request's effective priority

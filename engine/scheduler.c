@@ -21,6 +21,13 @@
  * none, a running sequence preempts itself and a waiting one stays waiting
  * (and so do all less urgent ones, keeping the priority order). An urgent
  * waiting request facing max_num_seqs preempts the same way.
+ *
+ * Sampling: when the backend can sample on the device and every row of the
+ * step is device-samplable (sampler_device_ok), the forward keeps its logits
+ * on the device and one backend_cuda_sample call draws every row
+ * (sample_on_device); otherwise the logits are copied and each row goes
+ * through the CPU sampler (emit_token). Both end in emit_result, which
+ * records the token and produces the events.
  */
 #include <stdlib.h>
 #include <string.h>

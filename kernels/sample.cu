@@ -252,7 +252,7 @@ __device__ int smp_draw(const float *L, int V, const infk_sample_params &p, floa
         /* Tied token j (0-based) stays iff gt + j * w < target. */
         double w = smp_w(smp_unkey(K), mx, inv_t);
         double x = ceil((target - gt) / w);
-        long keep = x < 1.0 ? 1 : x > n_at ? (long)n_at : (long)x;
+        long keep = !(x >= 1.0) ? 1 : x > n_at ? (long)n_at : (long)x; /* w = 0: x = inf */
         while (keep > 1 && gt + (double)(keep - 1) * w >= target) keep--;
         while (keep < (long)n_at && gt + (double)keep * w < target) keep++;
         thr = K;
