@@ -595,6 +595,7 @@ int backend_cuda_set_graphs(backend *b, int enable, inf_error *err) {
 #ifdef INF_CUDA_DEBUG
     enable = 0;
 #endif
+    if (c->pending) cudaStreamSynchronize(c->st); /* a graph may still run */
     if (!enable) free_graphs(c);
     c->use_graphs = enable;
     return 0;

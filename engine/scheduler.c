@@ -444,8 +444,9 @@ static int sample_on_device(engine *e, eng_req **reqs, int n_seqs) {
         e->d_req[n++] = reqs[s];
         if (reqs[s]) cap += sampler_mods_bound(reqs[s]->smp);
     }
-    if (cap > e->cap_d_mods) {
-        sampler_mod *m = realloc(e->d_mods, cap * 2 * sizeof *m);
+    if (cap > e->cap_d_mods || !e->d_mods) {
+        size_t nc = cap * 2 > 64 ? cap * 2 : 64;
+        sampler_mod *m = realloc(e->d_mods, nc * sizeof *m);
         if (!m) {
             for (int i = 0; i < n; i++)
                 if (e->d_req[i]) {
@@ -455,7 +456,7 @@ static int sample_on_device(engine *e, eng_req **reqs, int n_seqs) {
             return rc;
         }
         e->d_mods = m;
-        e->cap_d_mods = cap * 2;
+        e->cap_d_mods = nc;
     }
     size_t off = 0;
     for (int i = 0; i < n; i++) {
