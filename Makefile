@@ -41,7 +41,11 @@ LDFLAGS += -pthread $(EXTRA_LDFLAGS)
 CUDA_HOME ?= $(firstword $(wildcard /usr/local/cuda /usr/local/cuda-*))
 NVCC ?= $(shell command -v nvcc 2>/dev/null || ( test -x $(CUDA_HOME)/bin/nvcc && echo $(CUDA_HOME)/bin/nvcc ))
 CUDA_SRCS := $(wildcard kernels/*.cu)
-ifeq ($(CUDA),0)
+ifeq ($(CUDA_EMU),1)
+# The CUDA emulator (emu/, make test-cuda-emu): the .cu files built as C++
+# against emulated runtime/cuBLAS headers; no nvcc or GPU needed.
+HAVE_CUDA := emu
+else ifeq ($(CUDA),0)
 HAVE_CUDA := 0
 else ifneq ($(NVCC),)
 HAVE_CUDA := 1
@@ -52,6 +56,18 @@ HAVE_CUDA := 0
 endif
 NVCCFLAGS ?= -O3 -std=c++17 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
              -Xcompiler -Wall,-Wextra,-Werror,-Wno-unused-parameter -I. -Iengine -Ikernels
+ifeq ($(HAVE_CUDA),emu)
+CXX ?= g++
+ifeq ($(origin CXX),default)
+CXX := g++
+endif
+CPPFLAGS += -DINF_HAVE_CUDA=1 -Iemu/include
+EMU_CXXFLAGS := -std=c++17 $(OPTFLAGS) $(ARCHFLAGS) $(WARN) -Wno-unknown-pragmas -fno-strict-aliasing \
+                -pthread $(EXTRA_CFLAGS)
+EMU_OBJS := $(patsubst %.cpp,$(BUILD)/%.o,$(wildcard emu/*.cpp))
+CUDA_OBJS := $(CUDA_SRCS:%.cu=$(BUILD)/%.cu.o) $(EMU_OBJS)
+LDLIBS += -lstdc++
+endif
 ifeq ($(HAVE_CUDA),1)
 CPPFLAGS += -DINF_HAVE_CUDA=1 -I$(CUDA_HOME)/include
 LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
@@ -71,7 +87,7 @@ TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_NAMES := $(patsubst tests/test_%.c,%,$(TEST_SRCS))
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/tests/testutil.o $(BUILD)/tests/runner.o $(BUILD)/tests/registry.o
 
-.PHONY: all test asan bench fuzz run deps clean
+.PHONY: all test asan bench fuzz run deps clean test-cuda-emu
 all: $(PROGS) $(BIN)/inferno-tests
 
 deps:
@@ -86,9 +102,20 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
+ifeq ($(HAVE_CUDA),emu)
+$(BUILD)/%.cu.cpp: %.cu emu/cu2cpp.sh
+	@mkdir -p $(@D)
+	emu/cu2cpp.sh $< > $@
+$(BUILD)/%.cu.o: $(BUILD)/%.cu.cpp
+	$(CXX) $(CPPFLAGS) -Iemu $(EMU_CXXFLAGS) -include emu/include/infemu_device.h -MMD -MP -c $< -o $@
+$(BUILD)/emu/%.o: emu/%.cpp
+	@mkdir -p $(@D)
+	$(CXX) $(CPPFLAGS) -Iemu $(EMU_CXXFLAGS) -MMD -MP -c $< -o $@
+else
 $(BUILD)/%.cu.o: %.cu
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCCFLAGS) -DINF_HAVE_CUDA=1 -c $< -o $@
+endif
 
 # One link rule per program main.
 define PROG_RULE
@@ -144,8 +171,16 @@ run: deps
 	@$(MAKE) --no-print-directory all
 	tools/run-demo.sh
 
+# The CUDA backend, kernels and GPU suites on the CPU through the emulator
+# (emu/README.md), under ASan/UBSan. Needs neither nvcc nor a GPU.
+EMU_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+test-cuda-emu: deps
+	@$(MAKE) --no-print-directory BUILD=build-emu BIN=bin-emu CUDA_EMU=1 \
+	  EXTRA_CFLAGS="$(EMU_SAN)" EXTRA_LDFLAGS="-fsanitize=address,undefined" bin-emu/inferno-test-gpu
+	ASAN_OPTIONS=detect_leaks=1 INFERNO_BIN=bin-emu bin-emu/inferno-test-gpu $(GPU_SUITES)
+
 clean:
-	rm -rf build build-asan bin bin-asan
+	rm -rf build build-asan build-emu bin bin-asan bin-emu
 
 # GPU checks (make test-gpu, make bench-gpu) live beside the kernels.
 -include kernels/cuda.mk

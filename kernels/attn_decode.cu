@@ -125,6 +125,7 @@ __global__ void attn_combine_kernel(infk_attn a, const int32_t *list, int n_spli
 
 int infk_attn_decode_splits(int n, int n_head_kv, int n_sm) {
     int blocks = n * n_head_kv, want = 2 * n_sm;
+    if (blocks <= 0) return 1; /* no decode tokens in this batch */
     int s = blocks >= want ? 1 : (want + blocks - 1) / blocks;
     return s < 1 ? 1 : s > 32 ? 32 : s;
 }

@@ -22,7 +22,7 @@
 template <int NACC>
 __global__ void __launch_bounds__(PF_THREADS)
     attn_prefill_kernel(infk_attn a, const int32_t *tiles) {
-    extern __shared__ float sm[];
+    INFK_DYN_SHARED(float, sm);
     int hd = a.head_dim, kp = hd + 1; /* padded key pitch: no bank conflicts */
     float *qs = sm;                   /* [PF_Q][hd] */
     float *ks = qs + PF_Q * hd;       /* [PF_K][hd+1], K then V */

@@ -41,6 +41,14 @@ static inline int infk_cuda_fail(cudaError_t e, const char *what, inf_error *err
     } while (0)
 #endif
 
+/* Dynamic shared memory of a kernel (the emulator, emu/, has no extern
+ * __shared__ arrays). */
+#ifdef INFEMU
+#define INFK_DYN_SHARED(type, name) type *name = (type *)infemu_dyn_smem()
+#else
+#define INFK_DYN_SHARED(type, name) extern __shared__ type name[]
+#endif
+
 static inline int infk_cdiv(long a, long b) { return (int)((a + b - 1) / b); }
 
 /* Element load / store by runtime dtype for the float types. */
