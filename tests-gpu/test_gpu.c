@@ -163,7 +163,7 @@ static void test_random_models(void) {
         {"tiny", GGML_TYPE_F16, NULL, 0, 0, 1e-2},  /* n_ff 172: generic GEMV path */
         {"small", GGML_TYPE_F16, NULL, 0, 0, 1e-2},
         {"small", GGML_TYPE_BF16, NULL, 0, 0, 5e-2},
-        {"small", GGML_TYPE_Q8_0, NULL, 0, 0, 3e-2}, /* CPU quantizes activations to Q8 */
+        {"small", GGML_TYPE_Q8_0, NULL, 0, 0, 5e-2}, /* the CPU quantizes activations to Q8_0 (the GPU keeps F32): 3-4% seen */
         {"small", GGML_TYPE_Q4_0, NULL, 0, 0, 5e-2},
         {"small", GGML_TYPE_F16, "qwen2", 1, 1, 1e-2}, /* neox rope, biases, tied output */
     };
