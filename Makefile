@@ -61,11 +61,11 @@ CXX ?= g++
 ifeq ($(origin CXX),default)
 CXX := g++
 endif
-CPPFLAGS += -DINF_HAVE_CUDA=1 -Iemu/include
+CPPFLAGS += -DINF_HAVE_CUDA=1 -DINFEMU=1 -Iemu/include
 EMU_CXXFLAGS := -std=c++17 $(OPTFLAGS) $(ARCHFLAGS) $(WARN) -Wno-unknown-pragmas -fno-strict-aliasing \
                 -pthread $(EXTRA_CFLAGS)
 EMU_OBJS := $(patsubst %.cpp,$(BUILD)/%.o,$(wildcard emu/*.cpp))
-CUDA_OBJS := $(CUDA_SRCS:%.cu=$(BUILD)/%.cu.o) $(EMU_OBJS)
+CUDA_OBJS := $(CUDA_SRCS:%.cu=$(BUILD)/%.cu.o) $(EMU_OBJS) $(BUILD)/emu/selfcheck.cu.o
 LDLIBS += -lstdc++
 endif
 ifeq ($(HAVE_CUDA),1)

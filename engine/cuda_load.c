@@ -49,8 +49,9 @@ int cuda_alloc(cuda_backend *c, void **p, size_t bytes, const char *what, inf_er
         cudaGetLastError();
         size_t fr = 0, tot = 0;
         cudaMemGetInfo(&fr, &tot);
+        /* MiB with 3 decimals: small tensors must not read "needs 0.3, 0.3 free". */
         return inf_error_set(err, INF_ENOMEM,
-                             "out of GPU memory: %s needs %.1f MiB, %.1f MiB free of %.1f MiB "
+                             "out of GPU memory: %s needs %.3f MiB, %.3f MiB free of %.1f MiB "
                              "(%.1f MiB of weights already loaded): %s",
                              what, bytes / 1048576.0, fr / 1048576.0, tot / 1048576.0,
                              c->weight_bytes / 1048576.0, cudaGetErrorString(e));

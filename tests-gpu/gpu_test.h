@@ -8,6 +8,9 @@
 /* Registers the kernel-vs-CPU suite "gpu_kernels" (gpu_kernel_tests.c). */
 void gpu_register_kernel_tests(void);
 
+/* Registers "emu_selfcheck" in emulator builds (test_emu.c); no-op otherwise. */
+void gpu_register_emu_tests(void);
+
 /* max |a - b| / max(|b|, floor) over n values; +inf if a has a NaN. */
 double gpu_rel_err(const float *a, const float *b, size_t n, double floor);
 
