@@ -1,7 +1,9 @@
 # inferno-worker build.
 #
 #   make             build every program into bin/ (CUDA parts when nvcc is found)
-#   make test        build and run every CUnit suite (bin/inferno-tests)
+#   make test        build and run every CUnit suite (bin/inferno-tests), then
+#                    the GPU suites on the CUDA emulator (quick form)
+#   make test-cuda-emu  the GPU suites on the CUDA emulator (emu/), full form
 #   make asan        the same suites under -fsanitize=address,undefined
 #   make bench       CPU benchmarks (tables on stdout)
 #   make fuzz        libFuzzer target for the GGUF reader (FUZZ_SECONDS=600)
@@ -141,10 +143,17 @@ $(BIN)/inferno-tests: $(TEST_OBJS) $(BUILD)/libinferno.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) $(TEST_OBJS) $(BUILD)/libinferno.a -lcunit $(LDLIBS) -o $@
 
-# make test: install what is missing, build everything, run every suite.
+# make test: install what is missing, build everything, run every suite,
+# then (unless SUITES picks suites or CUDA_EMU_TESTS=0) the GPU suites on the
+# CUDA emulator in their quick form.
 test: deps
 	@$(MAKE) --no-print-directory all
 	$(BIN)/inferno-tests $(SUITES)
+ifeq ($(SUITES),)
+ifneq ($(CUDA_EMU_TESTS),0)
+	@$(MAKE) --no-print-directory test-cuda-emu INFERNO_GPU_TEST_QUICK=1
+endif
+endif
 
 # Same suites, separate build tree, sanitizers on.
 asan: deps
@@ -177,7 +186,8 @@ EMU_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 test-cuda-emu: deps
 	@$(MAKE) --no-print-directory BUILD=build-emu BIN=bin-emu CUDA_EMU=1 \
 	  EXTRA_CFLAGS="$(EMU_SAN)" EXTRA_LDFLAGS="-fsanitize=address,undefined" bin-emu/inferno-test-gpu
-	ASAN_OPTIONS=detect_leaks=1 INFERNO_BIN=bin-emu bin-emu/inferno-test-gpu $(GPU_SUITES)
+	ASAN_OPTIONS=detect_leaks=1 INFERNO_BIN=bin-emu $(if $(INFERNO_GPU_TEST_QUICK),INFERNO_GPU_TEST_QUICK=1) \
+	  bin-emu/inferno-test-gpu $(GPU_SUITES)
 
 clean:
 	rm -rf build build-asan build-emu bin bin-asan bin-emu
