@@ -497,7 +497,7 @@ static void sample_vs_cpu(int V, int steps) {
     const int R = N_SCASES;
     sampler *a[N_SCASES], *b[N_SCASES];
     sampler_params sp[N_SCASES];
-    int32_t eos[2] = {2, 5}, prompt[8] = {3, 4, 5, 11, 11, 17, 900, 3};
+    int32_t eos[2] = {2, 5}, prompt[8] = {3, 4, 5, 11, 11, 17, 900 % V, 3};
     inf_error err = {0};
     for (int r = 0; r < R; r++) {
         const scase *c = &g_scases[r];
