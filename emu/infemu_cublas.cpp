@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <vector>
+
 #include "cuda_bf16.h"
 #include "cuda_fp16.h"
 #include "cublas_v2.h"
@@ -101,14 +103,22 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
     check_operand("B", B, bt, tb == CUBLAS_OP_N ? k : n, tb == CUBLAS_OP_N ? n : k, ldb);
     check_operand("C", C, ct, m, n, ldc);
     auto op = [=] {
+        /* op(A) as m rows of k and op(B) as n rows of k, in float: then
+         * every output is a contiguous dot product. */
+        std::vector<float> a((size_t)m * k), b((size_t)n * k);
+        for (int i = 0; i < m; i++)
+            for (int l = 0; l < k; l++)
+                a[(size_t)i * k + l] = (float)load(A, at, ta == CUBLAS_OP_N ? (size_t)i + (size_t)l * lda
+                                                                           : (size_t)l + (size_t)i * lda);
+        for (int j = 0; j < n; j++)
+            for (int l = 0; l < k; l++)
+                b[(size_t)j * k + l] = (float)load(B, bt, tb == CUBLAS_OP_N ? (size_t)l + (size_t)j * ldb
+                                                                           : (size_t)j + (size_t)l * ldb);
         for (int j = 0; j < n; j++)
             for (int i = 0; i < m; i++) {
+                const float *x = &a[(size_t)i * k], *y = &b[(size_t)j * k];
                 double s = 0;
-                for (int l = 0; l < k; l++) {
-                    size_t ai = ta == CUBLAS_OP_N ? (size_t)i + (size_t)l * lda : (size_t)l + (size_t)i * lda;
-                    size_t bi = tb == CUBLAS_OP_N ? (size_t)l + (size_t)j * ldb : (size_t)j + (size_t)l * ldb;
-                    s += load(A, at, ai) * load(B, bt, bi);
-                }
+                for (int l = 0; l < k; l++) s += (double)x[l] * y[l];
                 size_t ci = (size_t)i + (size_t)j * ldc;
                 /* beta == 0 means C is not read (it may hold NaN garbage). */
                 double v = al * s + (be != 0.0f ? be * load(C, ct, ci) : 0.0);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/mman.h>
 
 #include <vector>
@@ -70,18 +71,14 @@ infemu_ctx_trampoline:
 
 namespace {
 
-enum { F_READY, F_WAIT_BLOCK, F_WAIT_WARP, F_DONE };
+enum { F_READY, F_RUNNING, F_WAIT_BLOCK, F_WAIT_WARP, F_DONE };
 
 struct fiber {
     void *sp;
     int state;
-    unsigned wait_gen;
-    unsigned wait_mask;
     uint3 tid;
     int linear;
-#ifdef INFEMU_ASAN
     void *fake_stack;
-#endif
 };
 
 struct warp {
@@ -89,14 +86,22 @@ struct warp {
     unsigned gen;
     unsigned live_mask;   /* lanes that exist and have not exited */
     unsigned wait_mask;   /* mask of the exchange in progress */
+    int n_waiters;
+    int waiters[32];
     uint64_t slot[2][32];
 };
 
 const size_t STACK_BYTES = 256 * 1024;
+const size_t GUARD = 4096;
 
+/* One block at a time. Runnable fibers sit in a FIFO ring; a fiber that
+ * must wait switches straight to the next runnable one (one context switch
+ * per wait), and the last fiber to finish switches back to the scheduler. */
 struct sched {
     std::vector<fiber> fibers;
     std::vector<warp> warps;
+    std::vector<int> ring, bar_waiters;
+    size_t ring_head = 0, ring_len = 0;
     char *stacks = nullptr;
     size_t n_stacks = 0;
     void *sched_sp = nullptr;
@@ -109,10 +114,9 @@ struct sched {
     const std::function<void()> *body = nullptr;
     const char *kernel = "";
     std::vector<unsigned char> dyn_smem;
-#ifdef INFEMU_ASAN
-    const void *sched_stack_bottom = nullptr;
-    size_t sched_stack_size = 0;
-#endif
+    int asan_fibers = -1; /* INFEMU_ASAN_FIBERS=1: tell ASan about every switch */
+    const void *sched_bottom = nullptr;
+    size_t sched_size = 0;
 };
 
 sched S;
@@ -122,47 +126,85 @@ char *stack_of(int i) { return S.stacks + (size_t)i * STACK_BYTES; }
 /* Reserves stacks for n fibers (a guard page under each), once per size. */
 void ensure_stacks(size_t n) {
     if (n <= S.n_stacks) return;
-    if (S.stacks) munmap(S.stacks, S.n_stacks * STACK_BYTES);
+    if (S.stacks) {
+#ifdef INFEMU_ASAN
+        /* Stale stack redzones in the shadow would otherwise greet whatever
+         * the allocator maps here next. */
+        ASAN_UNPOISON_MEMORY_REGION(S.stacks, S.n_stacks * STACK_BYTES);
+#endif
+        munmap(S.stacks, S.n_stacks * STACK_BYTES);
+    }
     void *m = mmap(nullptr, n * STACK_BYTES, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED) infemu_die("cannot map %zu fiber stacks", n);
     S.stacks = (char *)m;
     S.n_stacks = n;
-    for (size_t i = 0; i < n; i++) mprotect(stack_of((int)i), 4096, PROT_NONE);
+    for (size_t i = 0; i < n; i++) mprotect(stack_of((int)i), GUARD, PROT_NONE);
 }
 
-/* Switches from the scheduler into fiber f. */
-void resume(fiber *f) {
-    S.cur = f;
-    infemu_thread_idx = f->tid;
-#ifdef INFEMU_ASAN
-    void *fake = nullptr;
-    __sanitizer_start_switch_fiber(&fake, stack_of(f->linear) + 4096, STACK_BYTES - 4096);
-    infemu_ctx_switch(&S.sched_sp, f->sp);
-    __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
-#else
-    infemu_ctx_switch(&S.sched_sp, f->sp);
-#endif
-    S.cur = nullptr;
+void ready_push(int i) {
+    S.fibers[(size_t)i].state = F_READY;
+    S.ring[(S.ring_head + S.ring_len++) % S.ring.size()] = i;
+}
+fiber *ready_pop() {
+    if (!S.ring_len) return nullptr;
+    int i = S.ring[S.ring_head];
+    S.ring_head = (S.ring_head + 1) % S.ring.size();
+    S.ring_len--;
+    return &S.fibers[(size_t)i];
 }
 
-/* Switches from the current fiber back to the scheduler; returns when the
- * scheduler resumes this fiber. */
-void yield_to_sched() {
-    fiber *f = S.cur;
+[[noreturn]] void deadlock() {
+    fprintf(stderr, "infemu: kernel %s block (%u,%u,%u) can never finish:\n", S.kernel,
+            infemu_block_idx.x, infemu_block_idx.y, infemu_block_idx.z);
+    int shown = 0;
+    for (const fiber &f : S.fibers) {
+        if (f.state == F_DONE || shown >= 8) continue;
+        shown++;
+        fprintf(stderr, "  thread (%u,%u,%u) waits at %s\n", f.tid.x, f.tid.y, f.tid.z,
+                f.state == F_WAIT_BLOCK ? "__syncthreads" : "a warp shuffle / vote / __syncwarp");
+    }
+    fprintf(stderr, "  %d of %zu threads still live; __syncthreads reached by %d\n", S.live,
+            S.fibers.size(), S.bar_arrived);
+    abort();
+}
+
+/* Saves the running context (a fiber, or the scheduler when from is NULL)
+ * and runs `to` (the scheduler when NULL). Returns when `from` is resumed. */
+void switch_to(fiber *from, fiber *to) {
+    void **save = from ? &from->sp : &S.sched_sp;
+    void *target = to ? to->sp : S.sched_sp;
+    S.cur = to;
+    if (to) {
+        to->state = F_RUNNING;
+        infemu_thread_idx = to->tid;
+    }
 #ifdef INFEMU_ASAN
-    __sanitizer_start_switch_fiber(f->state == F_DONE ? nullptr : &f->fake_stack,
-                                   S.sched_stack_bottom, S.sched_stack_size);
-    infemu_ctx_switch(&f->sp, S.sched_sp);
-    __sanitizer_finish_switch_fiber(f->fake_stack, nullptr, nullptr);
-#else
-    infemu_ctx_switch(&f->sp, S.sched_sp);
+    if (S.asan_fibers) {
+        void *keep = nullptr;
+        void **fake = from ? (from->state == F_DONE ? nullptr : &from->fake_stack) : &keep;
+        __sanitizer_start_switch_fiber(fake, to ? stack_of(to->linear) + GUARD : S.sched_bottom,
+                                       to ? STACK_BYTES - GUARD : S.sched_size);
+        infemu_ctx_switch(save, target);
+        __sanitizer_finish_switch_fiber(from ? from->fake_stack : keep, nullptr, nullptr);
+        return;
+    }
 #endif
+    infemu_ctx_switch(save, target);
+}
+
+/* The current fiber waits (its state says for what): run the next one. */
+void block_current() {
+    fiber *next = ready_pop();
+    if (!next) deadlock();
+    switch_to(S.cur, next);
 }
 
 void release_block_barrier() {
     S.bar_arrived = 0;
     S.bar_gen++;
+    for (int i : S.bar_waiters) ready_push(i);
+    S.bar_waiters.clear();
 }
 
 /* A lane left its warp: an exchange that was waiting only for it can never
@@ -180,7 +222,7 @@ void lane_exit(fiber *f) {
 /* First code a fiber runs: the kernel body, then the exit bookkeeping. */
 extern "C" void infemu_fiber_main(fiber *f) {
 #ifdef INFEMU_ASAN
-    __sanitizer_finish_switch_fiber(nullptr, &S.sched_stack_bottom, &S.sched_stack_size);
+    if (S.asan_fibers) __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
 #endif
     (*S.body)();
     f->state = F_DONE;
@@ -188,7 +230,9 @@ extern "C" void infemu_fiber_main(fiber *f) {
     lane_exit(f);
     /* Threads that exited no longer count at __syncthreads (as on sm_70+). */
     if (S.bar_arrived > 0 && S.bar_arrived == S.live) release_block_barrier();
-    yield_to_sched();
+    fiber *next = ready_pop();
+    if (!next && S.live > 0) deadlock();
+    switch_to(f, next); /* NULL: back to the scheduler */
     infemu_die("finished fiber resumed");
 }
 
@@ -209,60 +253,33 @@ void init_fiber(fiber *f) {
     *--sp = nullptr;                       /* r14 */
     *--sp = nullptr;                       /* r15 */
     f->sp = sp;
-    f->state = F_READY;
-}
-
-bool released(const fiber &f) {
-    if (f.state == F_WAIT_BLOCK) return S.bar_gen != f.wait_gen;
-    if (f.state == F_WAIT_WARP) return S.warps[(size_t)f.linear / 32].gen != f.wait_gen;
-    return f.state == F_READY;
-}
-
-[[noreturn]] void deadlock() {
-    fprintf(stderr, "infemu: kernel %s block (%u,%u,%u) can never finish:\n", S.kernel,
-            infemu_block_idx.x, infemu_block_idx.y, infemu_block_idx.z);
-    int shown = 0;
-    for (const fiber &f : S.fibers) {
-        if (f.state == F_DONE || shown >= 8) continue;
-        shown++;
-        fprintf(stderr, "  thread (%u,%u,%u) waits at %s\n", f.tid.x, f.tid.y, f.tid.z,
-                f.state == F_WAIT_BLOCK ? "__syncthreads" : "a warp shuffle / vote / __syncwarp");
-    }
-    fprintf(stderr, "  %d of %zu threads still live; __syncthreads reached by %d\n", S.live,
-            S.fibers.size(), S.bar_arrived);
-    abort();
+    f->fake_stack = nullptr;
 }
 
 /* Runs one block to completion. */
 void run_block(unsigned n_threads) {
-    S.fibers.assign(n_threads, fiber{});
+    S.fibers.resize(n_threads);
     S.warps.assign((n_threads + 31) / 32, warp{});
     for (unsigned w = 0; w < S.warps.size(); w++) {
         unsigned lanes = n_threads - w * 32 >= 32 ? 32 : n_threads - w * 32;
         S.warps[w].live_mask = lanes == 32 ? 0xffffffffu : (1u << lanes) - 1u;
     }
+    S.ring.resize(n_threads);
+    S.ring_head = S.ring_len = 0;
+    S.bar_waiters.clear();
     unsigned bx = infemu_block_dim.x, by = infemu_block_dim.y;
     for (unsigned i = 0; i < n_threads; i++) {
         fiber &f = S.fibers[i];
         f.linear = (int)i;
         f.tid = uint3{i % bx, (i / bx) % by, i / (bx * by)};
         init_fiber(&f);
+        ready_push((int)i);
     }
     S.live = (int)n_threads;
     S.bar_arrived = 0;
     S.red_acc[0] = S.red_acc[1] = 0;
-    int done = 0;
-    while (done < (int)n_threads) {
-        bool progress = false;
-        for (fiber &f : S.fibers) {
-            if (f.state == F_DONE || !released(f)) continue;
-            f.state = F_READY;
-            resume(&f);
-            progress = true;
-            if (f.state == F_DONE) done++;
-        }
-        if (!progress) deadlock();
-    }
+    switch_to(nullptr, ready_pop());
+    if (S.live != 0) infemu_die("kernel %s: scheduler resumed with live threads", S.kernel);
 }
 
 } // namespace
@@ -280,8 +297,8 @@ void infemu_syncthreads(void) {
         return;
     }
     S.cur->state = F_WAIT_BLOCK;
-    S.cur->wait_gen = S.bar_gen;
-    yield_to_sched();
+    S.bar_waiters.push_back(S.cur->linear);
+    block_current();
 }
 
 /* __syncthreads_count / _and / _or: the barrier, plus a reduction whose
@@ -318,11 +335,13 @@ static void warp_arrive(unsigned mask) {
     if (++w.arrived == __builtin_popcount(mask)) {
         w.arrived = 0;
         w.gen++;
+        for (int i = 0; i < w.n_waiters; i++) ready_push(w.waiters[i]);
+        w.n_waiters = 0;
         return;
     }
     f->state = F_WAIT_WARP;
-    f->wait_gen = w.gen;
-    yield_to_sched();
+    w.waiters[w.n_waiters++] = f->linear;
+    block_current();
 }
 
 uint64_t infemu_warp_exchange(unsigned mask, uint64_t bits, int src_lane) {
@@ -358,6 +377,24 @@ void infemu_run_grid(const infemu::launch_cfg &c, const char *name,
     if (S.body) infemu_die("kernel %s launched from inside kernel %s", name, S.kernel);
     unsigned n_threads = c.block.x * c.block.y * c.block.z;
     ensure_stacks(n_threads);
+    if (S.asan_fibers < 0) {
+        const char *v = getenv("INFEMU_ASAN_FIBERS");
+        S.asan_fibers = v && *v == '1';
+    }
+#ifdef INFEMU_ASAN
+    if (S.asan_fibers) {
+        /* The calling thread's stack, for ASan when a fiber switches back. */
+        pthread_attr_t at;
+        if (pthread_getattr_np(pthread_self(), &at) == 0) {
+            void *addr;
+            size_t size;
+            pthread_attr_getstack(&at, &addr, &size);
+            S.sched_bottom = addr;
+            S.sched_size = size;
+            pthread_attr_destroy(&at);
+        }
+    }
+#endif
     S.body = &body;
     S.kernel = name;
     infemu_block_dim = c.block;
