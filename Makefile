@@ -185,14 +185,18 @@ run: deps
 EMU_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 test-cuda-emu: deps
 	@$(MAKE) --no-print-directory BUILD=build-emu BIN=bin-emu CUDA_EMU=1 \
-	  EXTRA_CFLAGS="$(EMU_SAN)" EXTRA_LDFLAGS="-fsanitize=address,undefined" bin-emu/inferno-test-gpu
+	  EXTRA_CFLAGS="$(EMU_SAN)" EXTRA_LDFLAGS="-fsanitize=address,undefined" \
+	  bin-emu/inferno-test-gpu bin-emu/inferno-bench-gpu
 	@export ASAN_OPTIONS=detect_leaks=1 INFERNO_BIN=bin-emu $(if $(INFERNO_GPU_TEST_QUICK),INFERNO_GPU_TEST_QUICK=1); \
 	if [ -n "$(GPU_SUITES)" ]; then exec bin-emu/inferno-test-gpu $(GPU_SUITES); fi; \
 	echo "GPU suites on the CUDA emulator (gpu_engine in a second process; its log follows)"; \
 	bin-emu/inferno-test-gpu gpu_engine > build-emu/gpu_engine.log 2>&1 & pid=$$!; \
 	bin-emu/inferno-test-gpu emu_selfcheck gpu_kernels gpu_memcheck gpu_forward; rc=$$?; \
 	wait $$pid; rc2=$$?; cat build-emu/gpu_engine.log; \
-	[ $$rc = 0 ] && [ $$rc2 = 0 ] || { echo "CUDA emulator suites FAILED"; exit 1; }
+	echo "bench-gpu --smoke on the CUDA emulator (every benchmark path runs; figures meaningless):"; \
+	bin-emu/inferno-bench-gpu --smoke --dir build-emu > build-emu/bench-smoke.log; rc3=$$?; cat build-emu/bench-smoke.log; \
+	grep -q 'decode step, batch 8' build-emu/bench-smoke.log && grep -q 'prefill 256 tok' build-emu/bench-smoke.log || rc3=1; \
+	[ $$rc = 0 ] && [ $$rc2 = 0 ] && [ $$rc3 = 0 ] || { echo "CUDA emulator suites FAILED"; exit 1; }
 
 clean:
 	rm -rf build build-asan build-emu bin bin-asan bin-emu

@@ -13,7 +13,11 @@
  * last column is the same forward copying every logits row to the host
  * instead (what host sampling needs, before any CPU sampling time).
  *
- *   inferno-bench-gpu [--models 1b,8b] [--types f16,bf16] [--dir DIR] [--quick]
+ *   inferno-bench-gpu [--models 1b,8b] [--types f16,bf16] [--dir DIR] [--quick] [--smoke]
+ *
+ * --smoke: the tiny random model, small buffers, short contexts and one rep:
+ * proves every path of the benchmark runs (make test-cuda-emu runs it on the
+ * CUDA emulator); its figures mean nothing.
  */
 #include <math.h>
 #include <stdio.h>
@@ -40,11 +44,13 @@ static double now(void) {
 }
 
 static double g_bw, g_bw_copy, g_peak[2]; /* bytes/s; FLOP/s for F16, BF16 */
+static int g_smoke;
 
 static int measure_device(void) {
     size_t fr = 0, tot = 0;
     cudaMemGetInfo(&fr, &tot);
     size_t bytes = fr / 4 > ((size_t)4 << 30) ? ((size_t)4 << 30) : (fr / 4) & ~(size_t)15;
+    if (g_smoke) bytes = (size_t)1 << 20;
     void *a = NULL, *b = NULL;
     uint32_t *sink = NULL;
     if (cudaMalloc(&a, bytes) || cudaMalloc(&b, bytes) || cudaMalloc((void **)&sink, 4)) return -1;
@@ -69,7 +75,7 @@ static int measure_device(void) {
     g_bw_copy = 10.0 * 2 * bytes / (ms * 1e-3);
     cudaFree(b);
     /* GEMM peak */
-    int n = 8192;
+    int n = g_smoke ? 128 : 8192;
     cublasHandle_t h;
     cublasCreate(&h);
     void *A = a, *B = (uint8_t *)a + (size_t)n * n * 2, *C = NULL;
@@ -91,6 +97,8 @@ static int measure_device(void) {
         g_peak[t] = 10.0 * 2.0 * n * (double)n * n / (ms * 1e-3);
     }
     cublasDestroy(h);
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
     cudaFree(C);
     cudaFree(a);
     cudaFree(sink);
@@ -139,9 +147,9 @@ static int bench_model(const char *preset, int type, const char *dir, int quick)
     backend_config cfg = backend_config_default();
     cfg.gpu_memory_fraction = 0;
     cfg.max_batch_tokens = 2048;
-    const int C = 512;
+    const int C = g_smoke ? 64 : 512;
     int is8b = strcmp(preset, "8b") == 0;
-    cfg.kv_cache_bytes = (size_t)(is8b ? 10 : 3) << 30;
+    cfg.kv_cache_bytes = g_smoke ? (size_t)64 << 20 : (size_t)(is8b ? 10 : 3) << 30;
     backend *b = NULL;
     if (backend_cuda_create(&b, f, &cfg, &err)) {
         fprintf(stderr, "%s\n", err.msg);
@@ -163,7 +171,7 @@ static int bench_model(const char *preset, int type, const char *dir, int quick)
     backend_seq seqs[128];
     for (int s = 0; s < 128; s++) seqs[s] = (backend_seq){tabs + (size_t)s * nb, nb};
     const char *dtn = quant_type_name(type);
-    for (int bi = 0; bi < 4; bi++) {
+    for (int bi = 0; bi < (g_smoke ? 2 : 4); bi++) {
         int B = batches[bi];
         if ((size_t)B * ((C + bs) / bs) > (size_t)b->n_kv_blocks) continue;
         int32_t tok[128], pos[128], si[128];
@@ -183,7 +191,7 @@ static int bench_model(const char *preset, int type, const char *dir, int quick)
         for (int s = 0; s < B; s++)
             rows[s] = (backend_cuda_sample_row){0.7f, 0.9f, 0.0f, -1, 1.0f, 0.0f, 0.0f,
                                                 (double)(s + 1) / (B + 2), 0, 0, 0};
-        int reps = quick ? 5 : 30, rc = 0;
+        int reps = g_smoke ? 1 : quick ? 5 : 30, rc = 0;
         for (int i = 0; i < 3 && !rc; i++) rc = step_sampled(b, &bt, rows, stok, slp, &err);
         double t0 = now();
         for (int i = 0; i < reps && !rc; i++) rc = step_sampled(b, &bt, rows, stok, slp, &err);
@@ -202,7 +210,7 @@ static int bench_model(const char *preset, int type, const char *dir, int quick)
         snprintf(name, sizeof name, "decode step, batch %d", B);
         row(preset, dtn, name, dt * 1e3, "ms", floor * 1e3, 100.0 * floor / dt, dt_copy * 1e3);
     }
-    for (int P = 512; P <= 2048; P *= 4) {
+    for (int P = g_smoke ? 64 : 512; P <= (g_smoke ? 256 : 2048); P *= 4) {
         int32_t *tok = malloc(P * 4), *pos = malloc(P * 4), *si = calloc(P, 4);
         uint8_t *need = calloc(P, 1);
         for (int i = 0; i < P; i++) {
@@ -214,7 +222,7 @@ static int bench_model(const char *preset, int type, const char *dir, int quick)
         seqs[0].n_blocks = (P + bs - 1) / bs;
         backend_batch bt = {P, tok, pos, si, need, 1, seqs};
         backend_forward(b, &bt, logits, &err);
-        int reps = quick ? 2 : 5, rc = 0;
+        int reps = g_smoke ? 1 : quick ? 2 : 5, rc = 0;
         double t0 = now();
         for (int i = 0; i < reps && !rc; i++) rc = backend_forward(b, &bt, logits, &err);
         double dt = (now() - t0) / reps;
@@ -263,8 +271,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--types") && i + 1 < argc) types = argv[++i];
         else if (!strcmp(argv[i], "--dir") && i + 1 < argc) dir = argv[++i];
         else if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--smoke")) g_smoke = quick = 1;
         else {
-            fprintf(stderr, "usage: %s [--models 1b,8b] [--types f16,bf16] [--dir DIR] [--quick]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--models 1b,8b] [--types f16,bf16] [--dir DIR] [--quick] [--smoke]\n", argv[0]);
             return 2;
         }
     }
@@ -281,11 +290,12 @@ int main(int argc, char **argv) {
            "last column: the forward copying every logits row to the host instead\n");
     printf("| model | type | test | measured | floor | of floor | with logits copy |\n"
            "|---|---|---|---|---|---|---|\n");
-    const char *presets[2] = {"1b", "8b"};
+    const char *presets[3] = {"1b", "8b", "tiny"};
     int tps[2] = {GGML_TYPE_F16, GGML_TYPE_BF16};
     const char *tnames[2] = {"f16", "bf16"};
     int rc = 0;
-    for (int m = 0; m < 2; m++) {
+    if (g_smoke) models = "tiny", types = "f16";
+    for (int m = 0; m < 3; m++) {
         if (!has_tok(models, presets[m])) continue;
         for (int t = 0; t < 2; t++)
             if (has_tok(types, tnames[t])) rc |= bench_model(presets[m], tps[t], dir, quick);
