@@ -193,10 +193,15 @@ test-cuda-emu: deps
 	bin-emu/inferno-test-gpu gpu_engine > build-emu/gpu_engine.log 2>&1 & pid=$$!; \
 	bin-emu/inferno-test-gpu emu_selfcheck gpu_kernels gpu_memcheck gpu_forward; rc=$$?; \
 	wait $$pid; rc2=$$?; cat build-emu/gpu_engine.log; \
+	echo "gpu_kernels and gpu_memcheck again under LIFO and random thread orders (a missing barrier shows):"; \
+	INFEMU_SCHED=lifo bin-emu/inferno-test-gpu gpu_kernels gpu_memcheck > build-emu/lifo.log 2>&1 & pid=$$!; \
+	seed=$$RANDOM; echo "random order: INFEMU_SEED=$$seed"; \
+	INFEMU_SCHED=random INFEMU_SEED=$$seed bin-emu/inferno-test-gpu gpu_kernels gpu_memcheck > build-emu/random.log 2>&1; rc4=$$?; \
+	wait $$pid || rc4=1; grep -hE 'asserts|FAIL|^ +[0-9]+\. ' build-emu/lifo.log build-emu/random.log; \
 	echo "bench-gpu --smoke on the CUDA emulator (every benchmark path runs; figures meaningless):"; \
 	bin-emu/inferno-bench-gpu --smoke --dir build-emu > build-emu/bench-smoke.log; rc3=$$?; cat build-emu/bench-smoke.log; \
 	grep -q 'decode step, batch 8' build-emu/bench-smoke.log && grep -q 'prefill 256 tok' build-emu/bench-smoke.log || rc3=1; \
-	[ $$rc = 0 ] && [ $$rc2 = 0 ] && [ $$rc3 = 0 ] || { echo "CUDA emulator suites FAILED"; exit 1; }
+	[ $$rc = 0 ] && [ $$rc2 = 0 ] && [ $$rc3 = 0 ] && [ $$rc4 = 0 ] || { echo "CUDA emulator suites FAILED"; exit 1; }
 
 clean:
 	rm -rf build build-asan build-emu bin bin-asan bin-emu

@@ -115,6 +115,8 @@ struct sched {
     const char *kernel = "";
     std::vector<unsigned char> dyn_smem;
     int asan_fibers = -1; /* INFEMU_ASAN_FIBERS=1: tell ASan about every switch */
+    int order = -1;       /* INFEMU_SCHED: 0 fifo (default), 1 lifo, 2 random */
+    uint64_t rng = 0;
     const void *sched_bottom = nullptr;
     size_t sched_size = 0;
 };
@@ -146,8 +148,19 @@ void ready_push(int i) {
     S.fibers[(size_t)i].state = F_READY;
     S.ring[(S.ring_head + S.ring_len++) % S.ring.size()] = i;
 }
+/* The next runnable fiber. Other orders than FIFO are other legal CUDA
+ * schedules: a kernel that only works in one of them lacks a barrier. */
 fiber *ready_pop() {
     if (!S.ring_len) return nullptr;
+    size_t n = S.ring.size();
+    if (S.order == 1) return &S.fibers[(size_t)S.ring[(S.ring_head + --S.ring_len) % n]];
+    if (S.order == 2) {
+        S.rng = S.rng * 6364136223846793005ull + 1442695040888963407ull;
+        size_t k = (S.ring_head + (size_t)((S.rng >> 33) % S.ring_len)) % n;
+        int j = S.ring[S.ring_head];
+        S.ring[S.ring_head] = S.ring[k];
+        S.ring[k] = j;
+    }
     int i = S.ring[S.ring_head];
     S.ring_head = (S.ring_head + 1) % S.ring.size();
     S.ring_len--;
@@ -371,6 +384,13 @@ unsigned infemu_warp_ballot(unsigned mask, int pred) {
 
 void infemu_syncwarp(unsigned mask) { warp_arrive(mask); }
 
+/* Picks the order runnable threads run in (0 fifo, 1 lifo, 2 random with
+ * seed), for every later launch; the default comes from INFEMU_SCHED. */
+extern "C" void infemu_set_schedule(int order, unsigned long long seed) {
+    S.order = order < 0 || order > 2 ? -1 : order;
+    S.rng = seed;
+}
+
 /* Runs every block of a launch now (the caller checked the configuration). */
 void infemu_run_grid(const infemu::launch_cfg &c, const char *name,
                      const std::function<void()> &body) {
@@ -380,6 +400,12 @@ void infemu_run_grid(const infemu::launch_cfg &c, const char *name,
     if (S.asan_fibers < 0) {
         const char *v = getenv("INFEMU_ASAN_FIBERS");
         S.asan_fibers = v && *v == '1';
+    }
+    if (S.order < 0) {
+        const char *v = getenv("INFEMU_SCHED");
+        S.order = v && !strcmp(v, "lifo") ? 1 : v && !strcmp(v, "random") ? 2 : 0;
+        v = getenv("INFEMU_SEED");
+        S.rng = v ? strtoull(v, nullptr, 10) : 1;
     }
 #ifdef INFEMU_ASAN
     if (S.asan_fibers) {

@@ -33,6 +33,15 @@ __global__ void deadlock_kernel(float *out) {
 /* Writes one element past the end. */
 __global__ void oob_kernel(float *out, int n) { out[n + threadIdx.x * 0] = 1.0f; }
 
+/* Thread 0 writes a shared value that every thread then reads, with the
+ * __syncthreads between them missing: whether a thread sees it depends on
+ * the schedule. */
+__global__ void racy_kernel(int *out, int v) {
+    __shared__ int x;
+    if (threadIdx.x == 0) x = v;
+    out[threadIdx.x] = x;
+}
+
 /* Adds 1 to every element (for graph replay). */
 __global__ void inc_kernel(int *x, int n) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
@@ -54,6 +63,11 @@ cudaError_t infemu_selfcheck_deadlock(float *out) {
 
 cudaError_t infemu_selfcheck_oob(float *out, int n) {
     oob_kernel<<<1, 1>>>(out, n);
+    return cudaGetLastError();
+}
+
+cudaError_t infemu_selfcheck_racy(int *out, int v, int threads) {
+    racy_kernel<<<1, threads>>>(out, v);
     return cudaGetLastError();
 }
 

@@ -15,6 +15,8 @@ cudaError_t infemu_selfcheck_sum(const float *x, int n, int blocks, int threads,
 cudaError_t infemu_selfcheck_deadlock(float *out);
 /* A kernel that writes out[n] (ASan must abort). */
 cudaError_t infemu_selfcheck_oob(float *out, int n);
+/* out[t] = a shared value thread 0 sets to v without a barrier (a race). */
+cudaError_t infemu_selfcheck_racy(int *out, int v, int threads);
 /* x[i] += 1 for i < n; threads may exceed 1024 to test the launch check. */
 cudaError_t infemu_selfcheck_inc(int *x, int n, int threads, cudaStream_t st);
 

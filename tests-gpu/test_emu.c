@@ -135,6 +135,24 @@ static void test_memory_accounting_and_poison(void) {
     unsetenv("INFEMU_DEVICE_MB");
 }
 
+/* The FIFO schedule hides a missing __syncthreads (thread 0 runs first);
+ * LIFO and random orders are also legal schedules and must expose it. */
+static void test_schedules_expose_a_missing_barrier(void) {
+    int *d = NULL, h[64];
+    CU_ASSERT_EQUAL_FATAL(cudaMalloc((void **)&d, sizeof h), cudaSuccess);
+    for (int order = 0; order < 3; order++) {
+        infemu_set_schedule(order, 12345);
+        CU_ASSERT_EQUAL(infemu_selfcheck_racy(d, 10 + order, 64), cudaSuccess);
+        CU_ASSERT_EQUAL(cudaMemcpy(h, d, sizeof h, cudaMemcpyDeviceToHost), cudaSuccess);
+        int saw = 0;
+        for (int t = 0; t < 64; t++) saw += h[t] == 10 + order;
+        if (order == 0) CU_ASSERT_EQUAL(saw, 64);
+        if (order > 0) CU_ASSERT(saw < 64);
+    }
+    infemu_set_schedule(-1, 0);
+    cudaFree(d);
+}
+
 static void do_deadlock(void) {
     float *d = NULL;
     cudaMalloc((void **)&d, 64 * 4);
@@ -231,6 +249,8 @@ void gpu_register_emu_tests(void) {
     CU_add_test(s, "emulator: graph capture and replay, capture rules, launch checks",
                 test_graph_replay_and_capture_rules);
     CU_add_test(s, "emulator: memory limit, accounting, NaN poison", test_memory_accounting_and_poison);
+    CU_add_test(s, "emulator: LIFO and random schedules expose a missing barrier",
+                test_schedules_expose_a_missing_barrier);
     CU_add_test(s, "emulator: broken kernels and calls are stopped with a message",
                 test_broken_kernels_are_stopped);
     CU_add_test(s, "cuda backend: out of memory names the tensor; KV takes the fraction",

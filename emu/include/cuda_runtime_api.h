@@ -123,6 +123,9 @@ cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b);
 
 /* Emulator only: bytes of "device memory" currently allocated. */
 size_t infemu_device_bytes_in_use(void);
+/* Emulator only: the order runnable threads of a block run in for later
+ * launches: 0 FIFO, 1 LIFO, 2 random from seed; -1: INFEMU_SCHED again. */
+void infemu_set_schedule(int order, unsigned long long seed);
 
 #ifdef __cplusplus
 }
