@@ -399,6 +399,7 @@ const tokenizer *engine_tokenizer(const engine *e) { return e->tok; }
 const model_desc *engine_model_desc(const engine *e) { return &e->desc; }
 const engine_config *engine_get_config(const engine *e) { return &e->cfg; }
 const char *engine_device(const engine *e) { return e->be->device; }
+const char *engine_backend_name(const engine *e) { return e->be->vt->name; }
 
 /* ---- add / abort ------------------------------------------------------------ */
 

@@ -263,6 +263,7 @@ const tokenizer *engine_tokenizer(const engine *e);
 const model_desc *engine_model_desc(const engine *e);
 const engine_config *engine_get_config(const engine *e); /* with defaults resolved */
 const char *engine_device(const engine *e);               /* backend description */
+const char *engine_backend_name(const engine *e);         /* backend in use: "cpu", "cuda" */
 
 /* "stop", "length", "abort", "deadline" (or "none"). Static. */
 const char *engine_finish_name(engine_finish_reason r);

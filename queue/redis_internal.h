@@ -85,7 +85,40 @@ struct rds {
     /* query connection */
     pthread_mutex_t qmu;
     redisContext *qc;
+
+    /* checker thread (redis_check.c): admission checks and heartbeats off
+     * the caller's thread */
+    pthread_mutex_t kmu;
+    pthread_cond_t kwake;
+    struct rds_chk *chk_head, *chk_tail;   /* waiting checks, submit order */
+    rds_check_result *chk_res;             /* finished, not yet polled */
+    size_t chk_res_len, chk_res_cap;
+    double chk_pause_until;                /* monotonic: Redis failing, back off */
+    int chk_backoff_ms;
+    int hb_pending, hb_done, hb_ok, hb_ttl_s;
+    int hb_running, hb_closed;             /* closed by rds_unregister: no more heartbeats */
+    rds_worker_info hb_info;               /* strings point into hb_str */
+    char hb_str[8][256];
+    char hb_err[INF_ERROR_MSG_MAX];
+    int kstopping;
+    pthread_t checker;
+    int checker_started;
 };
+
+/* One admission check waiting for the checker thread. */
+typedef struct rds_chk {
+    struct rds_chk *next;
+    char *key;
+    char id[RDS_ID_MAX + 1];
+    void *ctx;
+} rds_chk;
+
+/* What a bounded scan of a reply stream found. */
+typedef struct rds__scan {
+    int has_final;
+    int last_attempt;
+    long entries;
+} rds__scan;
 
 double rds__now_ms(void);      /* monotonic */
 long long rds__epoch_ms(void); /* wall clock */
@@ -107,5 +140,23 @@ void rds__cancel_stop(rds *r);
 
 /* Query connection (redis_query.c). */
 void rds__query_close(rds *r);
+
+/* 1 if a Redis error reply may go away by itself (LOADING, OOM, NOPERM...):
+ * the command is retried; others (WRONGTYPE) never succeed. */
+int rds__transient_error(const char *redis_msg);
+
+/* Scans stream_key (XRANGE pages, at most cfg.scan_max_entries entries) on
+ * the query connection. With request_id set, the stream must belong to it:
+ * INF_EEXIST when a start entry names another request, INF_EFORMAT when an
+ * entry has no event field (a stream the worker did not write), the key is
+ * not a stream, or the stream is longer than the bound. INF_EIO: connection
+ * or transient error (retry). A missing key is an empty stream. */
+int rds__scan_stream(rds *r, const char *stream_key, const char *request_id, rds__scan *out,
+                     inf_error *err);
+
+/* Checker thread (redis_check.c). */
+int rds__checker_start(rds *r, inf_error *err);
+void rds__checker_stop(rds *r);
+void rds__heartbeat_close(rds *r);
 
 #endif

@@ -449,6 +449,7 @@ rds_config rds_config_default(void) {
     c.worker_key_prefix = "inferno:worker:";
     c.open_expire_s = 86400;
     c.free_flush_ms = 2000;
+    c.scan_max_entries = 20000;
     return c;
 }
 
@@ -468,6 +469,7 @@ int rds_create(rds **out, const rds_config *cfg_in, inf_error *err) {
         return inf_error_set(err, INF_EINVAL, "redis: max_pending_bytes must be >= 4096");
     if (cfg.connect_timeout_ms <= 0) cfg.connect_timeout_ms = 2000;
     if (cfg.free_flush_ms < 0) cfg.free_flush_ms = 0;
+    if (cfg.scan_max_entries <= 0) cfg.scan_max_entries = 20000;
     rds *r = calloc(1, sizeof *r);
     if (!r) return inf_error_set(err, INF_ENOMEM, "redis: out of memory");
     r->url = url;
@@ -492,6 +494,8 @@ int rds_create(rds **out, const rds_config *cfg_in, inf_error *err) {
     pthread_cond_init(&r->idle, NULL);
     pthread_mutex_init(&r->cmu, NULL);
     pthread_mutex_init(&r->qmu, NULL);
+    pthread_mutex_init(&r->kmu, NULL);
+    pthread_cond_init(&r->kwake, NULL);
     if (!r->s_url || !r->s_out_prefix || !r->s_cancel_channel || !r->s_cancel_key_prefix ||
         !r->s_workers_zset || !r->s_worker_key_prefix || !r->acks) {
         rds_free(r);
@@ -502,6 +506,10 @@ int rds_create(rds **out, const rds_config *cfg_in, inf_error *err) {
         return inf_error_set(err, INF_EIO, "redis: cannot start the sender thread");
     }
     r->sender_started = 1;
+    if ((rc = rds__checker_start(r, err)) != 0) {
+        rds_free(r);
+        return rc;
+    }
     if (r->cfg.cancel_channel[0] && (rc = rds__cancel_start(r, err)) != 0) {
         rds_free(r);
         return rc;
@@ -513,6 +521,7 @@ int rds_create(rds **out, const rds_config *cfg_in, inf_error *err) {
 void rds_free(rds *r) {
     if (!r) return;
     rds__cancel_stop(r);
+    rds__checker_stop(r);
     if (r->sender_started) {
         pthread_mutex_lock(&r->mu);
         r->stopping = 1;
@@ -544,5 +553,7 @@ void rds_free(rds *r) {
     pthread_cond_destroy(&r->idle);
     pthread_mutex_destroy(&r->cmu);
     pthread_mutex_destroy(&r->qmu);
+    pthread_mutex_destroy(&r->kmu);
+    pthread_cond_destroy(&r->kwake);
     free(r);
 }

@@ -31,11 +31,21 @@
  * at the stream's last entry and skips the XADD if it already is a final
  * entry. Subscribers should stop at the first done/error entry anyway.
  *
+ * Reply-stream ownership. A stream belongs to the request its `start`
+ * entries name (field request_id). Admission checks (rds_check_submit) refuse
+ * a stream that holds a start entry of another request, an entry without an
+ * `event` field (a stream the worker did not write), a key of another type,
+ * or more than scan_max_entries entries; every such refusal is permanent for
+ * that message. Reply keys outside out_prefix are refused by the caller
+ * (rds_reply_key_allowed).
+ *
  * Threads: every function may be called from any thread. rds_create starts
- * the sender thread and (when cancel_channel is set) the cancel subscriber
- * thread; queries (rds_final_state, rds_cancel_key_exists, rds_heartbeat,
- * rds_unregister) use a third, mutex-protected connection and block for at
- * most about 2 * connect_timeout_ms.
+ * the sender thread, the checker thread (admission checks and asynchronous
+ * heartbeats, so a slow or stopped Redis never blocks the caller) and (when
+ * cancel_channel is set) the cancel subscriber thread; the blocking queries
+ * (rds_final_state, rds_cancel_key_exists, rds_heartbeat, rds_unregister)
+ * share a mutex-protected connection with the checker and block for at most
+ * about 2 * connect_timeout_ms per command.
  */
 #ifndef INF_REDIS_OUT_H
 #define INF_REDIS_OUT_H
@@ -68,6 +78,8 @@ typedef struct rds_config {
                                      orphaned by a crash without retry still goes away;
                                      the final entry's EXPIRE replaces it. <= 0: none */
     int free_flush_ms;            /* 2000: rds_free waits this long for pending entries */
+    long scan_max_entries;        /* 20000: admission checks read at most this many entries
+                                     of a stream; a longer one is refused (permanent) */
 } rds_config;
 
 /* Defaults listed above. */
@@ -148,11 +160,45 @@ int rds_stream_key(const rds *r, const char *request_id, const char *reply_strea
  * has been confirmed or timeout_ms passed: 0 or INF_ETIMEOUT. */
 int rds_flush(rds *r, int timeout_ms, inf_error *err);
 
+/* 1 if key may be used as a reply stream: it starts with out_prefix and has
+ * at least one byte after it. Any other key (another application's, the
+ * worker's own heartbeat keys) is never written. */
+int rds_reply_key_allowed(const rds *r, const char *key);
+
+/* ---- admission checks (non-blocking; answered by the checker thread) --- */
+
+typedef struct rds_check_result {
+    void *ctx;          /* as passed to rds_check_submit */
+    int status;         /* 0: checked (fields below valid);
+                           INF_EIO: Redis unreachable or refusing for now - the check is
+                           retried by itself (backoff 100 ms doubling to 5 s) and reported
+                           again; message says why (e.g. NOPERM naming the command);
+                           other negative: permanent for this message (INF_EEXIST: the
+                           stream belongs to another request; INF_EFORMAT: wrong key
+                           type, foreign entries, too long); message says which */
+    int has_final;      /* the stream already holds a done/error entry */
+    int last_attempt;   /* highest attempt among its start entries, 0 if none */
+    int cancelled;      /* cancel_key_prefix + request_id exists (only when !has_final) */
+    char message[INF_ERROR_MSG_MAX];
+} rds_check_result;
+
+/* Queues a check of stream_key for request_id (ownership as above, final
+ * state, cancel key). Copies its arguments; the result comes back from
+ * rds_poll_checks with ctx. Checks are answered in submit order while Redis
+ * works; INF_ENOMEM or INF_EINVAL (empty key, bad id). */
+int rds_check_submit(rds *r, const char *stream_key, const char *request_id, void *ctx, inf_error *err);
+
+/* Moves up to max finished results into out (oldest first); returns how
+ * many. A result with status INF_EIO is informational: its check stays
+ * queued and will be reported again. */
+int rds_poll_checks(rds *r, rds_check_result *out, int max);
+
 /* ---- queries (blocking, own connection, bounded by timeouts) ----------- */
 
-/* Reads the whole stream: *has_final = 1 if it holds an event=done or
- * event=error entry, *last_attempt = highest attempt among its start entries
- * (0 if none). A missing key gives 0/0. */
+/* Reads the stream (at most scan_max_entries entries, else INF_EFORMAT):
+ * *has_final = 1 if it holds an event=done or event=error entry,
+ * *last_attempt = highest attempt among its start entries (0 if none). A
+ * missing key gives 0/0; a key of another type is INF_EFORMAT. */
 int rds_final_state(rds *r, const char *stream_key, int *has_final, int *last_attempt,
                     inf_error *err);
 
@@ -180,6 +226,14 @@ typedef struct rds_worker_info {
  * ms), EXPIRE ttl_s, ZADD workers_zset last_seen id, and ZREMRANGEBYSCORE of
  * members not seen for 3 * ttl_s. NULL strings are written as "". */
 int rds_heartbeat(rds *r, const rds_worker_info *info, int ttl_s, inf_error *err);
+
+/* Queues a heartbeat (as rds_heartbeat) for the checker thread; a newer one
+ * replaces one not yet sent. Strings are copied (each cut at 255 bytes). */
+void rds_heartbeat_post(rds *r, const rds_worker_info *info, int ttl_s);
+
+/* 1 if a posted heartbeat finished since the last call: *ok says whether
+ * it succeeded, msg (cap bytes) why not. 0 otherwise. */
+int rds_heartbeat_poll(rds *r, int *ok, char *msg, size_t cap);
 
 /* DEL worker_key_prefix+worker_id and ZREM workers_zset worker_id. */
 int rds_unregister(rds *r, const char *worker_id, inf_error *err);

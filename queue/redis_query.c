@@ -15,8 +15,10 @@ void rds__query_close(rds *r) {
 
 /* Runs argv on the query connection (caller holds qmu), reconnecting once
  * if the connection was broken (e.g. Redis restarted since the last query).
- * Returns the reply (caller frees) or NULL with err filled. Error replies
- * are turned into NULL + INF_EIO too. */
+ * Returns the reply (caller frees) or NULL with err filled: INF_EFORMAT for
+ * an error reply that can never succeed (WRONGTYPE: the key is not what the
+ * command needs), INF_EIO for connection trouble and transient refusals
+ * (LOADING, NOPERM: an operator can fix those). */
 static redisReply *qcmd(rds *r, int argc, const char **argv, const size_t *lens, inf_error *err) {
     for (int attempt = 0; attempt < 2; attempt++) {
         if (!r->qc) {
@@ -27,7 +29,12 @@ static redisReply *qcmd(rds *r, int argc, const char **argv, const size_t *lens,
         redisReply *rep = redisCommandArgv(r->qc, argc, argv, lens);
         if (rep) {
             if (rep->type == REDIS_REPLY_ERROR) {
-                inf_error_set(err, INF_EIO, "redis %s: %s", argv[0], rep->str);
+                int tr = rds__transient_error(rep->str);
+                if (tr && strncmp(rep->str, "NOPERM", 6) == 0)
+                    inf_error_set(err, INF_EIO, "redis %s %s: the Redis user lacks a permission: %s", argv[0],
+                                  argc > 1 ? argv[1] : "", rep->str);
+                else
+                    inf_error_set(err, tr ? INF_EIO : INF_EFORMAT, "redis %s: %s", argv[0], rep->str);
                 freeReplyObject(rep);
                 return NULL;
             }
@@ -48,48 +55,86 @@ static const char *kv_get(const redisReply *kv, const char *name) {
     return NULL;
 }
 
-int rds_final_state(rds *r, const char *stream_key, int *has_final, int *last_attempt,
-                    inf_error *err) {
-    *has_final = 0;
-    *last_attempt = 0;
-    if (!stream_key || !*stream_key) return inf_error_set(err, INF_EINVAL, "redis: empty stream key");
+#define SCAN_PAGE 500
+
+/* Looks at one entry; nonzero (permanent status, err set) stops the scan. */
+static int scan_entry(const redisReply *ent, const char *key, const char *request_id, rds__scan *s,
+                      inf_error *err) {
+    const redisReply *kv = ent->element[1];
+    const char *ev = kv_get(kv, "event");
+    if (!ev) {
+        if (!request_id) return 0;
+        return inf_error_set(err, INF_EFORMAT, "reply stream %s holds entries the worker did not write (entry %s has no event field)",
+                             key, ent->element[0]->type == REDIS_REPLY_STRING ? ent->element[0]->str : "?");
+    }
+    if (strcmp(ev, "done") == 0 || strcmp(ev, "error") == 0) s->has_final = 1;
+    if (strcmp(ev, "start") == 0) {
+        const char *owner = kv_get(kv, "request_id");
+        if (request_id && (!owner || strcmp(owner, request_id) != 0))
+            return inf_error_set(err, INF_EEXIST, "reply stream %s belongs to request %.128s", key,
+                                 owner ? owner : "(none)");
+        const char *a = kv_get(kv, "attempt");
+        int v = a ? atoi(a) : 0;
+        if (v > s->last_attempt) s->last_attempt = v;
+    }
+    return 0;
+}
+
+int rds__scan_stream(rds *r, const char *key, const char *request_id, rds__scan *s, inf_error *err) {
+    memset(s, 0, sizeof *s);
+    if (!key || !*key) return inf_error_set(err, INF_EINVAL, "redis: empty stream key");
     char start[64] = "-";
+    long max = r->cfg.scan_max_entries > 0 ? r->cfg.scan_max_entries : 20000;
+    char count[16];
+    snprintf(count, sizeof count, "%d", SCAN_PAGE);
     int rc = 0;
     pthread_mutex_lock(&r->qmu);
-    /* Page through the stream: it is at most ~stream_maxlen entries long. */
+    /* Page through the stream. The cursor moves from the last entry of every
+     * page whatever that entry holds, and the total is bounded: the stream
+     * may be one the worker did not write. */
     for (;;) {
-        const char *argv[6] = {"XRANGE", stream_key, start, "+", "COUNT", "500"};
+        const char *argv[6] = {"XRANGE", key, start, "+", "COUNT", count};
         redisReply *rep = qcmd(r, 6, argv, NULL, err);
         if (!rep) {
-            rc = INF_EIO;
+            rc = err ? err->code : INF_EIO;
+            if (rc == INF_EFORMAT && err && strstr(err->msg, "WRONGTYPE"))
+                rc = inf_error_set(err, INF_EFORMAT, "reply stream key %s holds a value that is not a stream", key);
             break;
         }
         if (rep->type != REDIS_REPLY_ARRAY) {
             freeReplyObject(rep);
-            rc = inf_error_set(err, INF_EFORMAT, "redis XRANGE %s: unexpected reply", stream_key);
+            rc = inf_error_set(err, INF_EIO, "redis XRANGE %s: unexpected reply", key);
             break;
         }
         size_t n = rep->elements;
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < n && !rc; i++) {
             redisReply *ent = rep->element[i];
-            if (ent->type != REDIS_REPLY_ARRAY || ent->elements != 2 ||
-                ent->element[1]->type != REDIS_REPLY_ARRAY)
-                continue;
-            const char *ev = kv_get(ent->element[1], "event");
-            if (!ev) continue;
-            if (strcmp(ev, "done") == 0 || strcmp(ev, "error") == 0) *has_final = 1;
-            if (strcmp(ev, "start") == 0) {
-                const char *a = kv_get(ent->element[1], "attempt");
-                int v = a ? atoi(a) : 0;
-                if (v > *last_attempt) *last_attempt = v;
+            if (ent->type != REDIS_REPLY_ARRAY || ent->elements != 2 || ent->element[0]->type != REDIS_REPLY_STRING ||
+                ent->element[1]->type != REDIS_REPLY_ARRAY) {
+                rc = inf_error_set(err, INF_EFORMAT, "redis XRANGE %s: malformed entry", key);
+                break;
             }
-            if (i + 1 == n && ent->element[0]->type == REDIS_REPLY_STRING)
-                snprintf(start, sizeof start, "(%s", ent->element[0]->str); /* exclusive */
+            rc = scan_entry(ent, key, request_id, s, err);
+            if (i + 1 == n) snprintf(start, sizeof start, "(%s", ent->element[0]->str); /* exclusive */
         }
         freeReplyObject(rep);
-        if (n < 500) break;
+        s->entries += (long)n;
+        if (rc || n < SCAN_PAGE) break;
+        if (s->entries >= max) {
+            rc = inf_error_set(err, INF_EFORMAT, "reply stream %s holds more than %ld entries", key, max);
+            break;
+        }
     }
     pthread_mutex_unlock(&r->qmu);
+    return rc;
+}
+
+int rds_final_state(rds *r, const char *stream_key, int *has_final, int *last_attempt,
+                    inf_error *err) {
+    rds__scan s;
+    int rc = rds__scan_stream(r, stream_key, NULL, &s, err);
+    *has_final = rc ? 0 : s.has_final;
+    *last_attempt = rc ? 0 : s.last_attempt;
     return rc;
 }
 
@@ -177,6 +222,7 @@ int rds_unregister(rds *r, const char *worker_id, inf_error *err) {
     char key[512];
     int kn = snprintf(key, sizeof key, "%s%s", r->cfg.worker_key_prefix, worker_id);
     if (kn < 0 || (size_t)kn >= sizeof key) return inf_error_set(err, INF_EINVAL, "redis unregister: id too long");
+    rds__heartbeat_close(r);
     const char *del[] = {"DEL", key};
     const char *zrem[] = {"ZREM", r->cfg.workers_zset, worker_id};
     int rc = 0;

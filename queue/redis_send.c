@@ -16,7 +16,7 @@
 
 /* Redis errors that may go away (restart, failover, memory freed, ACL
  * fixed): keep the entry and retry. Others (WRONGTYPE, syntax) never will. */
-static int transient_error(const char *s) {
+int rds__transient_error(const char *s) {
     static const char *const pre[] = {"OOM", "LOADING", "BUSY", "READONLY", "NOAUTH", "NOPERM",
                                       "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "MISCONF",
                                       "NOREPLICAS", "WRONGPASS"};
@@ -101,7 +101,7 @@ static int send_batch(redisContext *c, rds_entry **b, int n, batch_result *res) 
             if (rep->type == REDIS_REPLY_ERROR) {
                 snprintf(res->errmsg, sizeof res->errmsg, "redis %s: %s",
                          k == 0 && !e->skip_xadd ? "XADD" : "EXPIRE", rep->str);
-                int tr = transient_error(rep->str);
+                int tr = rds__transient_error(rep->str);
                 freeReplyObject(rep);
                 /* Stop here: later replies may be fine, but entries after a
                  * failed one must not count as written before it. */

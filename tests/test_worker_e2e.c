@@ -330,13 +330,13 @@ static void test_nostream_metadata_reply(void) {
     r.metadata[1].key = strdup("trace");
     r.metadata[1].value = strdup("42");
     r.n_metadata = 2;
-    r.reply_stream = strdup("e2e:custom:reply");
+    r.reply_stream = strdup("inferno:out:e2e-custom-reply");
     CU_ASSERT_EQUAL(wh_send(&H, WH_TOPIC_H, &r), 0);
     wh_stream s;
     long long end = wh_now_ms() + 20000;
     int found = 0;
     while (!found && wh_now_ms() < end) {
-        if (wh_read_stream(&H, "e2e:custom:reply", &s) == 0 && s.n_done) found = 1;
+        if (wh_read_stream(&H, "inferno:out:e2e-custom-reply", &s) == 0 && s.n_done) found = 1;
         else { wh_stream_free(&s); wh_sleep_ms(20); }
     }
     CU_ASSERT_FATAL(found);
@@ -347,7 +347,7 @@ static void test_nostream_metadata_reply(void) {
     wh_stream_free(&s);
     CU_ASSERT_EQUAL(wh_int(&H, "EXISTS %s", "inferno:out:e2e-nostream"), 0);
     /* the final entry got an expiry */
-    redisReply *rep = tu_redis_cmd(H.redis, "TTL e2e:custom:reply");
+    redisReply *rep = tu_redis_cmd(H.redis, "TTL inferno:out:e2e-custom-reply");
     CU_ASSERT(rep && rep->type == REDIS_REPLY_INTEGER && rep->integer > 0);
     if (rep) freeReplyObject(rep);
 }

@@ -351,8 +351,15 @@ int wm_healthz(wmetrics *m, int64_t now_mono_ms, char *body, size_t cap) {
     int started = m->last_loop_ms != 0;
     int64_t age = started ? now_mono_ms - m->last_loop_ms : -1;
     int ok = !started || age <= m->stall_ms;
-    snprintf(body, cap, "{\"status\":\"%s\",\"state\":\"%s\",\"loop_age_ms\":%lld,\"stall_ms\":%d}\n",
-             ok ? "ok" : "stalled", m->g.state ? m->g.state : "starting", (long long)age, m->stall_ms);
+    /* Requests waiting while nothing moves (no admission, no engine step):
+     * reported here, and /readyz turns not-ready; the loop itself is alive,
+     * so liveness stays 200 (a restart would not help, e.g. Redis away). */
+    int adm = m->have_gauges && m->g.progress_age_ms > m->stall_ms;
+    snprintf(body, cap,
+             "{\"status\":\"%s\",\"state\":\"%s\",\"loop_age_ms\":%lld,\"stall_ms\":%d,"
+             "\"progress_stalled\":%s,\"progress_age_ms\":%lld}\n",
+             ok ? (adm ? "degraded" : "ok") : "stalled", m->g.state ? m->g.state : "starting", (long long)age,
+             m->stall_ms, adm ? "true" : "false", (long long)(m->have_gauges ? m->g.progress_age_ms : -1));
     pthread_mutex_unlock(&m->mu);
     return ok ? 200 : 503;
 }
@@ -361,15 +368,18 @@ int wm_readyz(wmetrics *m, int64_t now_mono_ms, char *body, size_t cap) {
     pthread_mutex_lock(&m->mu);
     const wm_gauges *g = &m->g;
     int stalled = m->last_loop_ms && now_mono_ms - m->last_loop_ms > m->stall_ms;
+    int adm = m->have_gauges && g->progress_age_ms > m->stall_ms;
     int state_ready = g->state && !strcmp(g->state, "ready");
     int redis_ok = g->heartbeat_ok && (g->redis.connected || g->redis.pending_entries == 0);
-    int ready = m->have_gauges && g->model_loaded && state_ready && g->kafka.assigned > 0 && redis_ok && !stalled;
+    int ready = m->have_gauges && g->model_loaded && state_ready && g->kafka.assigned > 0 && redis_ok && !stalled &&
+                !adm;
     snprintf(body, cap,
              "{\"ready\":%s,\"state\":\"%s\",\"model_loaded\":%s,\"kafka_partitions_assigned\":%d,"
-             "\"redis_reachable\":%s,\"draining\":%s,\"loop_stalled\":%s}\n",
+             "\"redis_reachable\":%s,\"draining\":%s,\"loop_stalled\":%s,\"progress_stalled\":%s}\n",
              ready ? "true" : "false", g->state ? g->state : "starting", g->model_loaded ? "true" : "false",
              g->kafka.assigned, redis_ok ? "true" : "false",
-             g->state && !strcmp(g->state, "draining") ? "true" : "false", stalled ? "true" : "false");
+             g->state && !strcmp(g->state, "draining") ? "true" : "false", stalled ? "true" : "false",
+             adm ? "true" : "false");
     pthread_mutex_unlock(&m->mu);
     return ready ? 200 : 503;
 }

@@ -45,6 +45,7 @@ typedef struct wm_info {
 /* The periodic snapshot the loop thread hands over with wm_update. */
 typedef struct wm_gauges {
     const char *state;          /* static: starting | ready | draining | stopped */
+    int64_t progress_age_ms;    /* requests wait and nothing moved for this long; -1: none wait */
     const char *backend, *device; /* static or engine-owned: copied */
     int model_loaded;
     int in_flight;              /* Kafka messages taken and not finished */

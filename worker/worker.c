@@ -23,11 +23,12 @@ int64_t wk_now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int64_t mono_ms(void) {
+int64_t wk_mono_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+#define mono_ms wk_mono_ms
 
 double wk_mono_ms_f(void) {
     struct timespec ts;
@@ -43,10 +44,11 @@ static void refresh_metrics(struct worker *w) {
     if (w->eng) engine_stats_get(w->eng, &w->st);
     g.engine = w->st;
     g.state = w->status;
-    g.backend = w->eng ? engine_get_config(w->eng)->backend : w->cfg->backend;
+    g.backend = w->eng ? engine_backend_name(w->eng) : w->cfg->backend;
     g.device = w->eng ? engine_device(w->eng) : "";
     g.model_loaded = w->eng != NULL;
     g.pending = w->n_pending;
+    g.progress_age_ms = w->n_pending > 0 ? mono_ms() - w->last_progress_ms : -1;
     if (w->kin) {
         kin_stats(w->kin, &g.kafka);
         g.in_flight = g.kafka.inflight;
@@ -64,7 +66,25 @@ static void sleep_ms(int ms) {
     nanosleep(&d, NULL);
 }
 
-static void heartbeat(struct worker *w) {
+/* Result of the last posted heartbeat, when the checker thread has one. */
+static void heartbeat_result(struct worker *w) {
+    int ok = 0;
+    char msg[INF_ERROR_MSG_MAX];
+    if (!rds_heartbeat_poll(w->rds, &ok, msg, sizeof msg)) return;
+    if (!ok) {
+        w->hb_failures++;
+        w->hb_ok = 0;
+        WLOG_W(&w->log, NULL, "heartbeat failed: %s", msg);
+    } else {
+        w->last_hb_ok_ms = mono_ms();
+        w->hb_ok = 1;
+    }
+    refresh_metrics(w); /* readiness follows the heartbeat's outcome at once */
+}
+
+/* Posts a heartbeat to the checker thread (never blocks on Redis); with
+ * wait_ms > 0 waits that long for its outcome (start-up only). */
+static void heartbeat(struct worker *w, int wait_ms) {
     refresh_metrics(w);
     const engine_stats st = w->st;
     /* tokens/s over the time since the previous heartbeat */
@@ -80,7 +100,7 @@ static void heartbeat(struct worker *w) {
         .id = w->cfg->worker_id,
         .host = w->host,
         .model = model,
-        .backend = w->eng ? engine_get_config(w->eng)->backend : w->cfg->backend,
+        .backend = w->eng ? engine_backend_name(w->eng) : w->cfg->backend,
         .device = w->eng ? engine_device(w->eng) : "",
         .status = w->status,
         .version = WORKER_VERSION,
@@ -96,16 +116,12 @@ static void heartbeat(struct worker *w) {
         .failed = w->n_failed,
         .started_at_ms = w->started_ms,
     };
-    inf_error err = {0};
-    if (rds_heartbeat(w->rds, &info, w->cfg->heartbeat_ttl_s, &err) != 0) {
-        w->hb_failures++;
-        w->hb_ok = 0;
-        WLOG_W(&w->log, NULL, "heartbeat failed: %s", err.msg);
-    } else {
-        w->last_hb_ok_ms = mono_ms();
-        w->hb_ok = 1;
+    rds_heartbeat_post(w->rds, &info, w->cfg->heartbeat_ttl_s);
+    for (int64_t until = mono_ms() + wait_ms; mono_ms() < until;) {
+        heartbeat_result(w);
+        if (w->hb_ok || w->hb_failures) break;
+        sleep_ms(5);
     }
-    refresh_metrics(w); /* readiness follows the heartbeat's outcome at once */
 }
 
 static int register_schemas(struct worker *w, inf_error *err) {
@@ -171,7 +187,7 @@ int worker_create(worker **out, const wcfg *cfg, inf_error *err) {
         rc = rds_create(&w->rds, &rc_cfg, err);
         if (rc) inf_error_wrap(err, rc, "Redis");
     }
-    if (!rc) heartbeat(w); /* status "starting" while the model loads */
+    if (!rc) heartbeat(w, 3000); /* status "starting" while the model loads */
 
     if (!rc) {
         engine_config ec = engine_config_default();
@@ -242,6 +258,13 @@ static void service_acks(struct worker *w) {
         for (int i = 0; i < n; i++) wk_on_dlq_ack(w, msgs[i]);
 }
 
+static void service_checks(struct worker *w) {
+    rds_check_result res[16];
+    int n;
+    while ((n = rds_poll_checks(w->rds, res, 16)) > 0)
+        for (int i = 0; i < n; i++) wk_on_check(w, &res[i]);
+}
+
 static void service_cancels(struct worker *w) {
     char ids[64][RDS_ID_MAX + 1];
     int n;
@@ -283,7 +306,7 @@ int worker_run(worker *w, const volatile sig_atomic_t *signals, inf_error *err) 
     int rc = 0;
     int64_t next_hb = mono_ms() + cfg->heartbeat_ms, drain_deadline = 0, ack_deadline = 0;
     w->status = "ready";
-    heartbeat(w);
+    heartbeat(w, 0);
     WLOG_I(&w->log, NULL, "ready");
     for (;;) {
         int64_t now = mono_ms();
@@ -296,7 +319,7 @@ int worker_run(worker *w, const volatile sig_atomic_t *signals, inf_error *err) 
             drain_deadline = now + (int64_t)cfg->drain_timeout_s * 1000;
             WLOG_I(&w->log, NULL, "draining: %d request(s) in flight, up to %d s", wk_busy_jobs(w),
                    cfg->drain_timeout_s);
-            heartbeat(w);
+            heartbeat(w, 0);
             next_hb = now + cfg->heartbeat_ms;
         }
         if (w->draining && !w->aborting && (sig >= 2 || now >= drain_deadline)) {
@@ -308,19 +331,24 @@ int worker_run(worker *w, const volatile sig_atomic_t *signals, inf_error *err) 
         }
         int full = wk_flush_backlog(w);
         service_cancels(w);
+        service_checks(w);
         service_acks(w);
+        heartbeat_result(w);
         wk_retry_dlq(w);
         if (!w->draining && !full) wk_admit_pending(w);
         if (now >= next_hb) {
-            heartbeat(w);
+            heartbeat(w, 0);
             next_hb = now + cfg->heartbeat_ms;
         }
         if (w->draining) {
             /* Done when every served request's final entry is confirmed. */
             if (wk_busy_jobs(w) == 0 && !engine_has_work(w->eng) && !w->backlog_head) break;
             if (w->aborting && now >= ack_deadline) {
-                WLOG_W(&w->log, NULL, "giving up waiting for Redis: %d request(s) left uncommitted "
-                       "(they will be redelivered)", wk_busy_jobs(w));
+                kin_stats_t ks;
+                kin_stats(w->kin, &ks);
+                WLOG_W(&w->log, NULL, "giving up waiting for confirmations: %d request(s) left uncommitted "
+                       "(%d DLQ copies unconfirmed, Redis %s; they will be redelivered)", wk_busy_jobs(w),
+                       ks.dlq_pending, rds_connected(w->rds) ? "connected" : "unreachable");
                 break;
             }
         }
@@ -333,6 +361,7 @@ int worker_run(worker *w, const volatile sig_atomic_t *signals, inf_error *err) 
                 WLOG_E(&w->log, NULL, "engine failed: %s", err ? err->msg : "");
                 break;
             }
+            if (n > 0) w->last_progress_ms = now;
             wk_on_events(w, ev, n);
         }
         /* Keep polling even at the cap or while draining: kin_poll then

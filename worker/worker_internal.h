@@ -18,7 +18,8 @@
 #define WJ_STREAM_MAX 300
 
 typedef enum wjob_state {
-    WJ_PENDING = 1, /* decoded, waiting to be admitted (Redis checks, capacity) */
+    WJ_CHECKING = 1, /* decoded, its reply stream being checked (rds_check_submit) */
+    WJ_PENDING,     /* checked, waiting to be admitted (engine capacity, Redis output room) */
     WJ_RUNNING,     /* in the engine */
     WJ_FINAL_SENT,  /* final entry queued; waiting for Redis to confirm it */
     WJ_BAD          /* undecodable / rejected: DLQ (+ error entry) pending */
@@ -27,6 +28,7 @@ typedef enum wjob_state {
 /* One Kafka message being served (or dead-lettered). */
 typedef struct wjob {
     wjob_state state;
+    uint64_t serial;                   /* unique per job: the ctx of its Redis checks */
     char id[INF_REQUEST_ID_MAX + 1];   /* "" when unknown (bad message) */
     char stream[WJ_STREAM_MAX];        /* reply stream key; "" when none */
     kin_msg *msg;                      /* owned until kin_msg_done/free */
@@ -40,6 +42,9 @@ typedef struct wjob {
     char *metadata_json;               /* echoed in the done entry */
     int stream_tokens;                 /* request's stream flag */
     int cancel;                        /* cancel asked before admission */
+    int err_check;                     /* BAD: the error stream's check is outstanding */
+    int check_warned;                  /* a transient check failure was logged */
+    char err_code[48];                 /* BAD: the error entry's code (message: dlq_reason) */
     int attempt, prompt_tokens, n_out; /* n_out: completion tokens so far */
     char *acc_text;                    /* stream=false: the whole answer */
     size_t acc_len, acc_cap;
@@ -62,11 +67,13 @@ struct worker {
     kin *kin;
     inf_avro_registry *reg;
     wjob *jobs_head, *jobs_tail;
-    int n_jobs, n_pending;
+    int n_jobs, n_pending;             /* n_pending: CHECKING + PENDING (not yet served) */
+    uint64_t next_serial;
+    int64_t last_progress_ms;          /* monotonic: a waiting job moved on, or the engine stepped */
     wemit *backlog_head, *backlog_tail;
     size_t n_backlog;
     long long n_done, n_failed;
-    int64_t started_ms, next_query_ms, query_backoff_ms;
+    int64_t started_ms;
     kin_msg **held; /* received while draining: never served, released at exit */
     int n_held, cap_held;
     const char *status;
@@ -89,6 +96,8 @@ void wk_on_message(struct worker *w, kin_msg *m);
 void wk_admit_pending(struct worker *w);
 void wk_on_events(struct worker *w, const engine_event *ev, int n);
 void wk_on_redis_ack(struct worker *w, void *ctx);
+void wk_on_check(struct worker *w, const rds_check_result *res);
+int64_t wk_mono_ms(void);
 void wk_on_dlq_ack(struct worker *w, kin_msg *m);
 void wk_retry_dlq(struct worker *w);
 void wk_on_cancel(struct worker *w, const char *id);

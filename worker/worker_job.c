@@ -177,6 +177,7 @@ static wjob *job_new(struct worker *w, kin_msg *m) {
     wjob *j = calloc(1, sizeof *j);
     if (!j) return NULL;
     j->msg = m;
+    j->serial = ++w->next_serial;
     j->received_ms = wk_now_ms();
     inf_request_init(&j->req);
     j->prev = w->jobs_tail;
@@ -193,7 +194,10 @@ static void job_unlink_free(struct worker *w, wjob *j) {
     if (j->next) j->next->prev = j->prev;
     else w->jobs_tail = j->prev;
     w->n_jobs--;
-    if (j->state == WJ_PENDING) w->n_pending--;
+    if (j->state == WJ_CHECKING || j->state == WJ_PENDING) {
+        w->n_pending--;
+        w->last_progress_ms = wk_mono_ms();
+    }
     if (j->has_req) inf_request_free(&j->req);
     free(j->dups);
     free(j->metadata_json);
@@ -217,13 +221,42 @@ static wjob *job_by_id(struct worker *w, const char *id, const wjob *except) {
     return NULL;
 }
 
+/* The job other than `except` that writes (or will write) to stream. */
+static wjob *job_by_stream(struct worker *w, const char *stream, const wjob *except) {
+    for (wjob *j = w->jobs_head; j; j = j->next)
+        if (j != except && j->stream[0] && strcmp(j->stream, stream) == 0) return j;
+    return NULL;
+}
+
+static wjob *job_by_serial(struct worker *w, uint64_t serial) {
+    for (wjob *j = w->jobs_head; j; j = j->next)
+        if (j->serial == serial) return j;
+    return NULL;
+}
+
 int wk_busy_jobs(const struct worker *w) { return w->n_jobs - w->n_pending; }
 
-/* Moves j to state st, keeping the count of pending jobs. */
+static int waiting_state(wjob_state st) { return st == WJ_CHECKING || st == WJ_PENDING; }
+
+/* Moves j to state st, keeping the count of waiting jobs and the time of
+ * the last progress (health: work waits but nothing moves). */
 static void job_set_state(struct worker *w, wjob *j, wjob_state st) {
-    if (j->state == WJ_PENDING) w->n_pending--;
-    if (st == WJ_PENDING) w->n_pending++;
+    int was = waiting_state(j->state), is = waiting_state(st);
+    if (was && !is) w->last_progress_ms = wk_mono_ms();
+    if (!was && is && w->n_pending == 0) w->last_progress_ms = wk_mono_ms();
+    w->n_pending += is - was;
     j->state = st;
+}
+
+/* Sets j->stream to request id's default stream, or "" when that stream is
+ * `refused` itself or another job of this worker writes it. */
+static void default_stream(struct worker *w, wjob *j, const char *id, const char *refused) {
+    char def[WJ_STREAM_MAX];
+    j->stream[0] = '\0';
+    if (rds_stream_key(w->rds, id, NULL, def, sizeof def) < 0) return;
+    if (refused && strcmp(def, refused) == 0) return;
+    if (job_by_stream(w, def, j)) return;
+    snprintf(j->stream, sizeof j->stream, "%s", def);
 }
 
 /* Frees every message still held without marking it done (shutdown): those
@@ -239,30 +272,30 @@ void wk_release_all(struct worker *w) {
 
 /* ---- bad messages -------------------------------------------------------- */
 
-/* j cannot be served: an error entry on its stream when its id is known
- * (and the stream holds no final answer yet), and the raw message on the
- * DLQ. The message is done once both are confirmed. */
+/* j cannot be served: the raw message goes to the DLQ and, when its id is
+ * known and j->stream names its error stream, an error entry goes there -
+ * after a check that the stream belongs to this request and holds no final
+ * entry yet (a redelivered bad message must not add a second one; a stream
+ * of another request is never written). The message is done once both are
+ * confirmed. */
 static void job_reject(struct worker *w, wjob *j, const char *code, const char *message) {
     job_set_state(w, j, WJ_BAD);
     w->n_failed++;
     wm_request_final(w->metrics, j->msg->topic_index, WM_DLQ);
+    snprintf(j->err_code, sizeof j->err_code, "%s", code);
     snprintf(j->dlq_reason, sizeof j->dlq_reason, "%s: %s", code, message);
     WLOG_W(&w->log, j->id, "rejected (%s/%d@%lld): %s", j->msg->topic, (int)j->msg->partition,
            (long long)j->msg->offset, j->dlq_reason);
     j->waits = 1; /* the DLQ copy */
+    inf_error err = {0};
     if (j->id[0] && j->stream[0]) {
-        int has_final = 0, last = 0;
-        inf_error err = {0};
-        /* A redelivered bad message whose error entry is already there must
-         * not add a second final entry. When Redis is away, write it anyway. */
-        if (rds_connected(w->rds) && rds_final_state(w->rds, j->stream, &has_final, &last, &err) == 0 && has_final) {
-            WLOG_I(&w->log, j->id, "stream %s already holds a final entry; DLQ only", j->stream);
-        } else {
+        if (rds_check_submit(w->rds, j->stream, j->id, (void *)(uintptr_t)j->serial, &err) == 0) {
+            j->err_check = 1;
             j->waits++;
-            emit_error(w, j, code, message);
+        } else {
+            WLOG_W(&w->log, j->id, "no error entry for %s: %s", j->stream, err.msg);
         }
     }
-    inf_error err = {0};
     if (kin_send_dlq(w->kin, j->msg, j->dlq_reason, j->id[0] ? j->id : NULL, &err) != 0) {
         if (err.code == INF_ESTATE) { /* no DLQ topic configured */
             j->waits--;
@@ -272,6 +305,22 @@ static void job_reject(struct worker *w, wjob *j, const char *code, const char *
         }
     }
     if (j->waits == 0) job_finish(w, j);
+}
+
+/* The answer to a rejected job's error-stream check. */
+static void reject_checked(struct worker *w, wjob *j, const rds_check_result *res) {
+    j->err_check = 0;
+    if (res->status == 0 && !res->has_final) {
+        j->final_queued_ms = wk_mono_ms_f();
+        const char *msg = j->dlq_reason + strlen(j->err_code) + 2;
+        wemit e = {.type = EM_ERROR, .stream = j->stream, .request_id = j->id, .code = j->err_code,
+                   .message = (char *)msg, .ack = j};
+        emit(w, &e);
+        return;
+    }
+    if (res->status) WLOG_W(&w->log, j->id, "no error entry: %s; DLQ only", res->message);
+    else WLOG_I(&w->log, j->id, "stream %s already holds a final entry; DLQ only", j->stream);
+    if (--j->waits <= 0) job_finish(w, j);
 }
 
 void wk_retry_dlq(struct worker *w) {
@@ -341,12 +390,16 @@ void wk_on_message(struct worker *w, kin_msg *m) {
     int rc = m->value ? inf_avro_decode(w->reg, m->value, m->value_len, &j->req, &meta, &err)
                       : inf_error_set(&err, INF_EFORMAT, "the message has no value");
     if (rc) {
-        if (meta.request_id[0] && inf_request_id_valid(meta.request_id)) {
-            snprintf(j->id, sizeof j->id, "%s", meta.request_id);
+        /* The sender's id: from the record if it decoded that far, else the
+         * message key (producers key by request id). */
+        const char *id = meta.request_id[0] && inf_request_id_valid(meta.request_id) ? meta.request_id
+                         : m->key && inf_request_id_valid(m->key)                   ? (const char *)m->key
+                                                                                    : NULL;
+        if (id) {
+            snprintf(j->id, sizeof j->id, "%s", id);
             /* The request's own id is in flight already: its stream belongs
              * to that request, so this message goes to the DLQ only. */
-            if (!job_by_id(w, j->id, j) && rds_stream_key(w->rds, j->id, NULL, j->stream, sizeof j->stream) < 0)
-                j->stream[0] = '\0';
+            if (!job_by_id(w, j->id, j)) default_stream(w, j, j->id, NULL);
         }
         job_reject(w, j, rc == INF_ERANGE ? "invalid_params" : "bad_message", err.msg);
         return;
@@ -376,9 +429,31 @@ void wk_on_message(struct worker *w, kin_msg *m) {
         job_unlink_free(w, j);
         return;
     }
-    if (rds_stream_key(w->rds, j->id, j->req.reply_stream, j->stream, sizeof j->stream) < 0) {
+    const char *rs = j->req.reply_stream && *j->req.reply_stream ? j->req.reply_stream : NULL;
+    if (rs && (strlen(rs) >= sizeof j->stream || !rds_reply_key_allowed(w->rds, rs))) {
+        /* Never another application's key or the worker's own: the error
+         * goes to the request's default stream. */
+        char msg[256];
+        snprintf(msg, sizeof msg, "reply_stream \"%.80s%s\" is not allowed: reply streams must start with \"%s\"%s",
+                 rs, strlen(rs) > 80 ? "..." : "", w->cfg->out_prefix,
+                 strlen(rs) >= sizeof j->stream ? " and be shorter than 300 bytes" : "");
+        default_stream(w, j, j->id, NULL);
+        job_reject(w, j, "invalid_reply_stream", msg);
+        return;
+    }
+    if (rds_stream_key(w->rds, j->id, rs, j->stream, sizeof j->stream) < 0) {
         j->stream[0] = '\0';
-        job_reject(w, j, "invalid_request", "reply_stream is too long");
+        job_reject(w, j, "invalid_request", "request_id is too long for a reply stream key");
+        return;
+    }
+    wjob *other = job_by_stream(w, j->stream, j);
+    if (other) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "reply stream %s is in use by request %s", j->stream, other->id);
+        char refused[WJ_STREAM_MAX];
+        snprintf(refused, sizeof refused, "%s", j->stream);
+        default_stream(w, j, j->id, refused);
+        job_reject(w, j, "reply_stream_conflict", msg);
         return;
     }
     j->stream_tokens = j->req.stream;
@@ -386,8 +461,48 @@ void wk_on_message(struct worker *w, kin_msg *m) {
         job_reject(w, j, "internal", "out of memory");
         return;
     }
-    job_set_state(w, j, WJ_PENDING);
+    job_set_state(w, j, WJ_CHECKING);
+    if (rds_check_submit(w->rds, j->stream, j->id, (void *)(uintptr_t)j->serial, &err) != 0) {
+        job_reject(w, j, "internal", err.msg);
+        return;
+    }
     WLOG_D(&w->log, j->id, "received from %s/%d@%lld", m->topic, (int)m->partition, (long long)m->offset);
+}
+
+/* The checker thread answered for job serial res->ctx. */
+void wk_on_check(struct worker *w, const rds_check_result *res) {
+    wjob *j = job_by_serial(w, (uint64_t)(uintptr_t)res->ctx);
+    if (!j) return; /* released meanwhile (shutdown) */
+    if (res->status == INF_EIO) {
+        /* Redis trouble, retried by the checker; nothing is held up by it
+         * that Redis itself does not hold up. */
+        if (!j->check_warned) WLOG_W(&w->log, j->id, "Redis check failed, will retry: %s", res->message);
+        j->check_warned = 1;
+        return;
+    }
+    if (j->state == WJ_BAD) {
+        if (j->err_check) reject_checked(w, j, res);
+        return;
+    }
+    if (j->state != WJ_CHECKING) return;
+    if (res->status) {
+        /* Permanent for this message: its stream is another request's, a
+         * foreign key or malformed. Tell the sender on its default stream. */
+        char refused[WJ_STREAM_MAX];
+        snprintf(refused, sizeof refused, "%s", j->stream);
+        default_stream(w, j, j->id, refused);
+        job_reject(w, j, "reply_stream_conflict", res->message);
+        return;
+    }
+    if (res->has_final) {
+        /* Redelivered after its answer was written: one answer per request. */
+        WLOG_I(&w->log, j->id, "already answered on %s (redelivery): skipped", j->stream);
+        job_finish(w, j);
+        return;
+    }
+    j->attempt = res->last_attempt + 1;
+    if (res->cancelled) j->cancel = 1;
+    job_set_state(w, j, WJ_PENDING);
 }
 
 /* ---- admission ----------------------------------------------------------- */
@@ -435,23 +550,15 @@ static void emit_done(struct worker *w, wjob *j, const char *reason, const engin
     emit(w, &e);
 }
 
-/* Admits one pending job. Returns 0 when it was settled (admitted, skipped,
- * finished or rejected), 1 when it must wait (Redis unreachable). */
-static int admit_one(struct worker *w, wjob *j) {
+/* The documented range of `priority` (docs/protocol.md): the topic
+ * indices, 0 = high. Anything else is clamped, so no value outranks the high
+ * topic or sinks below the low one. */
+static int clamp_priority(int p) { return p < 0 ? 0 : p > KIN_MAX_TOPICS - 1 ? KIN_MAX_TOPICS - 1 : p; }
+
+/* Admits one checked job (its stream is its own and holds no final entry):
+ * into the engine, or finished (cancelled), or rejected. No Redis calls. */
+static void admit_one(struct worker *w, wjob *j) {
     inf_error err = {0};
-    int has_final = 0, last_attempt = 0, cancel_key = 0;
-    if (rds_final_state(w->rds, j->stream, &has_final, &last_attempt, &err) != 0 ||
-        (!has_final && rds_cancel_key_exists(w->rds, j->id, &cancel_key, &err) != 0)) {
-        WLOG_W(&w->log, j->id, "Redis check failed, will retry: %s", err.msg);
-        return 1;
-    }
-    if (has_final) {
-        /* Redelivered after its answer was written: one answer per request. */
-        WLOG_I(&w->log, j->id, "already answered on %s (redelivery): skipped", j->stream);
-        job_finish(w, j);
-        return 0;
-    }
-    j->attempt = last_attempt + 1;
     const inf_request *r = &j->req;
     int32_t *ids = NULL;
     size_t n_ids = 0;
@@ -459,16 +566,16 @@ static int admit_one(struct worker *w, wjob *j) {
         n_ids = r->n_prompt_token_ids;
     } else if (tok_encode(engine_tokenizer(w->eng), r->prompt, strlen(r->prompt), 1, 0, &ids, &n_ids, &err) != 0) {
         job_reject(w, j, "invalid_request", err.msg);
-        return 0;
+        return;
     }
     j->prompt_tokens = (int)n_ids;
-    if (j->cancel || cancel_key) {
+    if (j->cancel) {
         WLOG_I(&w->log, j->id, "cancelled before it started");
         wm_request_final(w->metrics, j->msg->topic_index, WM_ABORT);
         free(ids);
         emit_start(w, j);
         emit_done(w, j, engine_finish_name(ENGINE_FINISH_ABORT), NULL, NULL);
-        return 0;
+        return;
     }
     int max_len = engine_get_config(w->eng)->max_model_len;
     if ((int64_t)n_ids >= max_len) {
@@ -476,7 +583,7 @@ static int admit_one(struct worker *w, wjob *j) {
         snprintf(msg, sizeof msg, "the prompt has %zu tokens but max_model_len is %d", n_ids, max_len);
         free(ids);
         job_reject(w, j, "prompt_too_long", msg);
-        return 0;
+        return;
     }
     sampler_params sp;
     int rc = fill_params(&sp, r, &err);
@@ -486,7 +593,7 @@ static int admit_one(struct worker *w, wjob *j) {
         q.prompt_tokens = ids ? ids : r->prompt_token_ids;
         q.n_prompt_tokens = (int)n_ids;
         q.params = &sp;
-        q.priority = r->has_priority ? r->priority : j->msg->topic_index;
+        q.priority = r->has_priority ? clamp_priority(r->priority) : j->msg->topic_index;
         q.deadline_ms = r->has_deadline_ms ? r->deadline_ms : 0;
         q.user = j;
         rc = engine_add(w->eng, &q, &err);
@@ -495,33 +602,24 @@ static int admit_one(struct worker *w, wjob *j) {
     free(ids);
     if (rc) {
         job_reject(w, j, "invalid_request", err.msg);
-        return 0;
+        return;
     }
     job_set_state(w, j, WJ_RUNNING);
     emit_start(w, j);
     WLOG_I(&w->log, j->id, "started: attempt %d, %d prompt tokens, priority %d, from %s/%d@%lld", j->attempt,
-           j->prompt_tokens, r->has_priority ? r->priority : j->msg->topic_index, j->msg->topic,
+           j->prompt_tokens, r->has_priority ? clamp_priority(r->priority) : j->msg->topic_index, j->msg->topic,
            (int)j->msg->partition, (long long)j->msg->offset);
     inf_request_free(&j->req); /* the engine holds its own copy */
     j->has_req = 0;
-    return 0;
 }
 
 void wk_admit_pending(struct worker *w) {
-    int64_t now = wk_now_ms();
-    if (w->n_pending == 0 || now < w->next_query_ms) return;
+    if (w->n_pending == 0) return;
     for (wjob *j = w->jobs_head, *nx; j; j = nx) {
         nx = j->next;
         if (j->state != WJ_PENDING) continue;
         if (w->backlog_head) return; /* Redis output full: take nothing new */
-        if (admit_one(w, j)) {
-            /* Redis away: back off (queries block the loop while they wait) */
-            w->query_backoff_ms = w->query_backoff_ms ? w->query_backoff_ms * 2 : 200;
-            if (w->query_backoff_ms > 5000) w->query_backoff_ms = 5000;
-            w->next_query_ms = wk_now_ms() + w->query_backoff_ms;
-            return;
-        }
-        w->query_backoff_ms = 0;
+        admit_one(w, j);
     }
 }
 
@@ -605,7 +703,7 @@ void wk_on_events(struct worker *w, const engine_event *evs, int n) {
 void wk_on_cancel(struct worker *w, const char *id) {
     wjob *j = job_by_id(w, id, NULL);
     if (!j) return;
-    if (j->state == WJ_PENDING) {
+    if (j->state == WJ_CHECKING || j->state == WJ_PENDING) {
         j->cancel = 1;
     } else if (j->state == WJ_RUNNING) {
         WLOG_I(&w->log, id, "cancel requested");
