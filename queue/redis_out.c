@@ -470,6 +470,18 @@ int rds_create(rds **out, const rds_config *cfg_in, inf_error *err) {
     if (cfg.connect_timeout_ms <= 0) cfg.connect_timeout_ms = 2000;
     if (cfg.free_flush_ms < 0) cfg.free_flush_ms = 0;
     if (cfg.scan_max_entries <= 0) cfg.scan_max_entries = 20000;
+    /* Requests may name any reply stream under out_prefix, so the worker's
+     * own keys must not lie under it. */
+    const char *op = cfg.out_prefix ? cfg.out_prefix : "inferno:out:";
+    const char *own[3] = {cfg.cancel_key_prefix ? cfg.cancel_key_prefix : "inferno:cancel:",
+                          cfg.workers_zset ? cfg.workers_zset : "inferno:workers",
+                          cfg.worker_key_prefix ? cfg.worker_key_prefix : "inferno:worker:"};
+    if (!*op) return inf_error_set(err, INF_EINVAL, "redis: out_prefix must not be empty");
+    for (int i = 0; i < 3; i++)
+        if (strncmp(own[i], op, strlen(op)) == 0)
+            return inf_error_set(err, INF_EINVAL,
+                                 "redis: out_prefix \"%s\" would let requests name the worker's own key \"%s\"", op,
+                                 own[i]);
     rds *r = calloc(1, sizeof *r);
     if (!r) return inf_error_set(err, INF_ENOMEM, "redis: out of memory");
     r->url = url;

@@ -235,7 +235,9 @@ void rds_heartbeat_post(rds *r, const rds_worker_info *info, int ttl_s);
  * it succeeded, msg (cap bytes) why not. 0 otherwise. */
 int rds_heartbeat_poll(rds *r, int *ok, char *msg, size_t cap);
 
-/* DEL worker_key_prefix+worker_id and ZREM workers_zset worker_id. */
+/* DEL worker_key_prefix+worker_id and ZREM workers_zset worker_id. From
+ * then on rds_heartbeat_post is ignored (a posted heartbeat cannot land
+ * after the DEL and bring the worker back to life). */
 int rds_unregister(rds *r, const char *worker_id, inf_error *err);
 
 /* ---- health ----------------------------------------------------------- */

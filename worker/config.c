@@ -81,7 +81,7 @@ static const opt OPTS[] = {
     {"redis", 'r', "INFERNO_REDIS", T_STR, F(redis_url), "redis://127.0.0.1:6379", 0, 0, NULL, "URL",
      "Redis server: redis://[user:password@]host:port[/db]."},
     {"out-prefix", 0, "INFERNO_OUT_PREFIX", T_STR, F(out_prefix), "inferno:out:", 0, 0, NULL, "PREFIX",
-     "Reply stream key prefix (the request id follows) unless the request names reply_stream."},
+     "Reply stream key prefix: the default stream is PREFIX + request id, and a request's reply_stream must start with PREFIX (any other key is refused)."},
     {"stream-maxlen", 0, "INFERNO_STREAM_MAXLEN", T_LONG, F(stream_maxlen), "10000", 1, 1000000000LL, NULL, "N",
      "Reply streams are trimmed to about N entries (XADD MAXLEN ~)."},
     {"stream-expire-s", 0, "INFERNO_STREAM_EXPIRE_S", T_INT, F(stream_expire_s), "3600", 1, 100000000, NULL, "S",
@@ -109,7 +109,7 @@ static const opt OPTS[] = {
      "HOST:PORT", "HTTP listen address of /metrics (Prometheus), /healthz and /readyz (docs/operations.md); "
      "0.0.0.0:9400 for every interface (containers); empty or off = no endpoint."},
     {"health-stall-s", 0, "INFERNO_HEALTH_STALL_S", T_INT, F(health_stall_s), "30", 1, 86400, NULL, "S",
-     "/healthz answers 503 when the worker loop (engine steps, Kafka polls) has not gone round for S seconds."},
+     "/healthz answers 503 when the worker loop (engine steps, Kafka polls) has not gone round for S seconds; /readyz turns not-ready (and /healthz says progress_stalled) when requests wait and none moved on (admission, engine step) for S seconds."},
     {"log-level", 'l', "INFERNO_LOG_LEVEL", T_ENUM, F(log_level), "info", 0, 0, "error|warn|info|debug", "LEVEL",
      "Log verbosity (stderr). No per-token lines below debug."},
     {"log-format", 0, "INFERNO_LOG_FORMAT", T_ENUM, F(log_format), "auto", 0, 0, "auto|plain|json", "FORMAT",
