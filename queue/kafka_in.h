@@ -134,6 +134,11 @@ int kin_send_dlq(kin *k, const kin_msg *m, const char *reason, const char *reque
  * retried internally and only come back here once delivered. */
 int kin_poll_dlq_acks(kin *k, kin_msg **msgs, int max);
 
+/* Makes a kin_poll that is waiting (or the next one) return at once, e.g.
+ * because another thread has work for the caller's loop. Any thread;
+ * async-signal-unsafe only in that it writes to a pipe. */
+void kin_wake(kin *k);
+
 /* Messages returned by kin_poll and not yet done/freed. */
 int kin_inflight(const kin *k);
 

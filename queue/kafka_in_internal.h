@@ -81,8 +81,6 @@ struct kin {
 long long kin_now_ms(void);
 /* Records a Kafka error for kin_stats (lock held). */
 void kin_note_error(kin *k, const char *what, const char *detail);
-/* Wakes a kin_poll waiting on the pipe. */
-void kin_wake(kin *k);
 
 /* kafka_in.c, used by kafka_close.c (lock held unless said otherwise) */
 /* Pauses/resumes partitions to match the in-flight level. */

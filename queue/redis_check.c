@@ -169,6 +169,7 @@ static void *checker_main(void *arg) {
         if (!r->chk_head) r->chk_tail = NULL;
         free(c->key);
         free(c);
+        if (r->cfg.notify) r->cfg.notify(r->cfg.notify_arg);
     }
     pthread_mutex_unlock(&r->kmu);
     return NULL;

@@ -80,6 +80,9 @@ typedef struct rds_config {
     int free_flush_ms;            /* 2000: rds_free waits this long for pending entries */
     long scan_max_entries;        /* 20000: admission checks read at most this many entries
                                      of a stream; a longer one is refused (permanent) */
+    void (*notify)(void *arg);    /* NULL, or called (checker thread) whenever a check result or
+                                     heartbeat outcome is ready, so a waiting loop wakes up */
+    void *notify_arg;
 } rds_config;
 
 /* Defaults listed above. */

@@ -124,6 +124,14 @@ static void heartbeat(struct worker *w, int wait_ms) {
     }
 }
 
+/* The checker thread has a result: cut the loop's Kafka wait short. The
+ * consumer may not exist yet (start-up heartbeat): then nobody waits. */
+static void wake_loop(void *arg) {
+    struct worker *w = arg;
+    kin *k = atomic_load(&w->kin_ready);
+    if (k) kin_wake(k);
+}
+
 static int register_schemas(struct worker *w, inf_error *err) {
     if (!*w->cfg->schemas) return 0;
     char *s = strdup(w->cfg->schemas), *save = NULL;
@@ -184,6 +192,8 @@ int worker_create(worker **out, const wcfg *cfg, inf_error *err) {
         rc_cfg.cancel_key_prefix = cfg->cancel_key_prefix;
         /* Queries run on the loop thread: keep a dead Redis from stalling it. */
         rc_cfg.connect_timeout_ms = 1000;
+        rc_cfg.notify = wake_loop;
+        rc_cfg.notify_arg = w;
         rc = rds_create(&w->rds, &rc_cfg, err);
         if (rc) inf_error_wrap(err, rc, "Redis");
     }
@@ -217,6 +227,7 @@ int worker_create(worker **out, const wcfg *cfg, inf_error *err) {
         kc.client_id = cfg->worker_id;
         rc = kin_create(&w->kin, &kc, err);
         if (rc) inf_error_wrap(err, rc, "Kafka");
+        else atomic_store(&w->kin_ready, w->kin);
     }
     if (rc) {
         worker_free(w);
@@ -235,14 +246,16 @@ int worker_create(worker **out, const wcfg *cfg, inf_error *err) {
 
 void worker_free(worker *w) {
     if (!w) return;
-    whttp_stop(w->http); /* first: the HTTP thread reads w->metrics */
+    atomic_store(&w->kin_ready, NULL);
+    rds_free(w->rds); /* before kin_free: its checker thread may wake the consumer */
+    w->rds = NULL;
+    whttp_stop(w->http); /* before wm_free: the HTTP thread reads w->metrics */
     if (w->kin) wk_release_all(w);
     for (int i = 0; i < w->n_held; i++) kin_msg_free(w->kin, w->held[i]);
     free(w->held);
     wk_backlog_free(w);
     kin_free(w->kin);
     engine_close(w->eng);
-    rds_free(w->rds);
     inf_avro_registry_free(w->reg);
     wm_free(w->metrics);
     free(w);

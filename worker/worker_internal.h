@@ -4,6 +4,7 @@
 #ifndef INF_WORKER_INTERNAL_H
 #define INF_WORKER_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "avro_codec.h"
@@ -65,6 +66,7 @@ struct worker {
     engine *eng;
     rds *rds;
     kin *kin;
+    _Atomic(kin *) kin_ready;          /* = kin once created: the checker thread's wake-up target */
     inf_avro_registry *reg;
     wjob *jobs_head, *jobs_tail;
     int n_jobs, n_pending;             /* n_pending: CHECKING + PENDING (not yet served) */
