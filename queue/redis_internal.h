@@ -22,12 +22,22 @@ typedef struct rds_entry {
     void *ack_ctx;
     int sent;          /* times handed to Redis without a confirmed reply */
     int skip_xadd;     /* resend found it already written: only the EXPIRE */
+    const char *claim_id; /* a claim (first start entry, XADD with ID 0-1, which only an
+                             empty stream accepts): the request id, inside buf; else NULL */
     size_t bytes;      /* accounted against max_pending_bytes */
     int argc;
     const char **argv; /* argv[1] is the stream key */
     size_t *argvlen;
     char *buf;         /* storage of all arguments */
 } rds_entry;
+
+/* A stream another writer owned when this client's claim reached it: every
+ * queued entry for it is dropped (never written into the other request's
+ * stream) until its final entry, which removes the record. */
+typedef struct rds_claimed {
+    struct rds_claimed *next;
+    char *key;
+} rds_claimed;
 
 /* A growable byte buffer. */
 typedef struct rds_buf {
@@ -65,6 +75,9 @@ struct rds {
     size_t n_open;
     void **acks;
     size_t acks_len, acks_cap;
+    void **refused;        /* ack_ctx of final entries dropped: their stream was claimed */
+    size_t refused_len, refused_cap;
+    struct rds_claimed *claimed; /* streams whose claim failed: their entries are dropped */
     long long written, write_errors, reconnects;
     double last_publish_ms;
     char last_error[160];
@@ -133,6 +146,10 @@ void rds__seal_expired(rds *r, double now, int all); /* all: every open batch */
 
 /* The sender thread (redis_send.c). */
 void *rds__sender_main(void *arg);
+
+/* Appends ctx to a growable pointer list (caller holds r->mu); a failed
+ * allocation keeps the list as it was and returns INF_ENOMEM. */
+int rds__ptrs_push(void ***v, size_t *len, size_t *cap, void *ctx);
 
 /* Cancel subscriber (redis_cancel.c). */
 int rds__cancel_start(rds *r, inf_error *err);

@@ -65,7 +65,7 @@ typedef struct field {
     size_t len;
 } field;
 
-static rds_entry *entry_new(const rds *r, const char *key, const field *f, int nf) {
+static rds_entry *entry_new(const rds *r, const char *key, const char *id, const field *f, int nf) {
     char maxlen[24];
     snprintf(maxlen, sizeof maxlen, "%ld", r->cfg.stream_maxlen);
     int trim = r->cfg.stream_maxlen > 0;
@@ -81,7 +81,7 @@ static rds_entry *entry_new(const rds *r, const char *key, const field *f, int n
         tmpv[a] = "~"; tmpl[a++] = 1;
         tmpv[a] = maxlen; tmpl[a++] = strlen(maxlen);
     }
-    tmpv[a] = "*"; tmpl[a++] = 1;
+    tmpv[a] = id; tmpl[a++] = strlen(id);
     for (int i = 0; i < nf; i++) {
         tmpv[a] = f[i].name; tmpl[a++] = strlen(f[i].name);
         tmpv[a] = f[i].val; tmpl[a++] = f[i].len == (size_t)-1 ? strlen(f[i].val) : f[i].len;
@@ -167,7 +167,7 @@ static int open_seal(rds *r, rds_open *o) {
                   {"text", o->text.p ? o->text.p : "", o->text.len},
                   {"ids", o->ids.p ? o->ids.p : "", o->ids.len},
                   {"logprobs", o->logprobs.p ? o->logprobs.p : "", o->logprobs.len}};
-    rds_entry *e = entry_new(r, o->key, f, o->has_logprobs ? 5 : 4);
+    rds_entry *e = entry_new(r, o->key, "*", f, o->has_logprobs ? 5 : 4);
     if (!e) return INF_ENOMEM;
     /* Keep the accounting of the open batch, which reserved room for the
      * entry's fixed part up front, so sealing never exceeds the limit. */
@@ -199,7 +199,7 @@ static int check_key(const char *key, inf_error *err) {
 
 /* Seals the stream's open batch, then queues the entry built from f (with
  * EXPIRE and ack as given). Caller holds no lock. */
-static int emit_entry(rds *r, const char *key, const field *f, int nf, int is_final,
+static int emit_entry(rds *r, const char *key, int claim, const field *f, int nf, int is_final,
                       int expire_s, void *ack_ctx, inf_error *err) {
     int rc = check_key(key, err);
     if (rc) return rc;
@@ -208,11 +208,12 @@ static int emit_entry(rds *r, const char *key, const field *f, int nf, int is_fi
         pthread_mutex_unlock(&r->mu);
         return inf_error_set(err, INF_ESTATE, "redis: client is shutting down");
     }
-    rds_entry *e = entry_new(r, key, f, nf);
+    rds_entry *e = entry_new(r, key, claim ? "0-1" : "*", f, nf);
     if (!e) {
         pthread_mutex_unlock(&r->mu);
         return inf_error_set(err, INF_ENOMEM, "redis: out of memory queueing an entry");
     }
+    if (claim) e->claim_id = e->argv[e->argc - 2 * nf + 3]; /* f[1] is request_id */
     if (r->pending_bytes + e->bytes > r->cfg.max_pending_bytes) {
         size_t pb = r->pending_bytes;
         pthread_mutex_unlock(&r->mu);
@@ -245,7 +246,10 @@ int rds_emit_start(rds *r, const char *stream_key, const char *request_id, const
                   {"worker", worker_id ? worker_id : "", (size_t)-1},
                   {"attempt", att, (size_t)-1},
                   {"prompt_tokens", pt, (size_t)-1}};
-    return emit_entry(r, stream_key, f, 5, 0, r->cfg.open_expire_s, NULL, err);
+    /* The first attempt claims the stream: XADD with ID 0-1 succeeds only on
+     * an empty (or missing) stream, so of two requests naming one stream
+     * only the first writes; the other's entries are dropped (rds_poll_refused). */
+    return emit_entry(r, stream_key, attempt == 1, f, 5, 0, r->cfg.open_expire_s, NULL, err);
 }
 
 int rds_emit_done(rds *r, const char *stream_key, const char *finish_reason, int prompt_tokens,
@@ -267,7 +271,7 @@ int rds_emit_done(rds *r, const char *stream_key, const char *finish_reason, int
                   {"ttft_ms", t, (size_t)-1},
                   {"e2e_ms", e2e, (size_t)-1},
                   {"metadata", metadata_json ? metadata_json : "", (size_t)-1}};
-    return emit_entry(r, stream_key, f, metadata_json ? 9 : 8, 1, r->cfg.expire_s, ack_ctx, err);
+    return emit_entry(r, stream_key, 0, f, metadata_json ? 9 : 8, 1, r->cfg.expire_s, ack_ctx, err);
 }
 
 int rds_emit_error(rds *r, const char *stream_key, const char *code, const char *message,
@@ -275,7 +279,7 @@ int rds_emit_error(rds *r, const char *stream_key, const char *code, const char 
     field f[3] = {{"event", "error", (size_t)-1},
                   {"code", code ? code : "internal", (size_t)-1},
                   {"message", message ? message : "", (size_t)-1}};
-    return emit_entry(r, stream_key, f, 3, 1, r->cfg.expire_s, ack_ctx, err);
+    return emit_entry(r, stream_key, 0, f, 3, 1, r->cfg.expire_s, ack_ctx, err);
 }
 
 int rds_emit_token(rds *r, const char *stream_key, int seq, const char *text, size_t text_len,
@@ -380,6 +384,30 @@ int rds_poll_acks(rds *r, void **ctxs, int max) {
     r->acks_len -= (size_t)n;
     pthread_mutex_unlock(&r->mu);
     return n;
+}
+
+int rds_poll_refused(rds *r, void **ctxs, int max) {
+    pthread_mutex_lock(&r->mu);
+    int n = (int)(r->refused_len < (size_t)max ? r->refused_len : (size_t)max);
+    if (n > 0) {
+        memcpy(ctxs, r->refused, (size_t)n * sizeof *ctxs);
+        memmove(r->refused, r->refused + n, (r->refused_len - (size_t)n) * sizeof *r->refused);
+        r->refused_len -= (size_t)n;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+int rds__ptrs_push(void ***v, size_t *len, size_t *cap, void *ctx) {
+    if (*len == *cap) {
+        size_t nc = *cap ? *cap * 2 : 64;
+        void **nv = realloc(*v, nc * sizeof *nv);
+        if (!nv) return INF_ENOMEM;
+        *v = nv;
+        *cap = nc;
+    }
+    (*v)[(*len)++] = ctx;
+    return 0;
 }
 
 int rds_stream_key(const rds *r, const char *request_id, const char *reply_stream, char *out,
@@ -553,6 +581,13 @@ void rds_free(rds *r) {
         open_free(o);
     }
     free(r->acks);
+    free(r->refused);
+    while (r->claimed) {
+        rds_claimed *c = r->claimed;
+        r->claimed = c->next;
+        free(c->key);
+        free(c);
+    }
     free(r->cancel_ids);
     free(r->s_url);
     free(r->s_out_prefix);

@@ -153,6 +153,16 @@ int rds_emit_error(rds *r, const char *stream_key, const char *code, const char 
  * write_errors. */
 int rds_poll_acks(rds *r, void **ctxs, int max);
 
+/* Claims. A start entry with attempt 1 is written with the explicit entry
+ * ID 0-1, which Redis accepts only on an empty or missing stream: the first
+ * request to reach a stream owns it. When another writer got there first
+ * (or the key is not a stream), that request's entries are dropped, never
+ * written (the claim is sent alone, so nothing of its stream is in flight
+ * before Redis answered), and the ack_ctx of its final entry comes back here
+ * instead of rds_poll_acks; rds_stats counts the dropped entries in
+ * write_errors. Moves up to max such ack_ctx into ctxs; returns how many. */
+int rds_poll_refused(rds *r, void **ctxs, int max);
+
 /* Writes the stream key for request_id into out: reply_stream when non-NULL
  * and non-empty, else out_prefix + request_id. Returns the key length, or
  * INF_ERANGE if it does not fit in cap. */

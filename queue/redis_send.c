@@ -47,12 +47,38 @@ static int last_is_final(redisContext *c, const char *key) {
     return fin;
 }
 
+/* 1 if the stream's first entry is the start entry of request_id (a claim
+ * sent before without a confirmed reply was executed), 0 if not, -1 on I/O
+ * error. */
+static int first_is_claim(redisContext *c, const char *key, const char *request_id) {
+    redisReply *rep = redisCommand(c, "XRANGE %s - + COUNT 1", key);
+    if (!rep) return -1;
+    int mine = 0;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1) {
+        redisReply *ent = rep->element[0];
+        if (ent->type == REDIS_REPLY_ARRAY && ent->elements == 2 && ent->element[1]->type == REDIS_REPLY_ARRAY) {
+            redisReply *kv = ent->element[1];
+            int start = 0, id = 0;
+            for (size_t i = 0; i + 1 < kv->elements; i += 2) {
+                const char *k = kv->element[i]->str, *v = kv->element[i + 1]->str;
+                if (!k || !v) continue;
+                if (!strcmp(k, "event") && !strcmp(v, "start")) start = 1;
+                if (!strcmp(k, "request_id") && !strcmp(v, request_id)) id = 1;
+            }
+            mine = start && id;
+        }
+    }
+    freeReplyObject(rep);
+    return mine;
+}
+
 enum { SEND_OK = 0, SEND_CONN = 1, SEND_TRANSIENT = 2 };
 
 typedef struct batch_result {
     int n_done;        /* leading entries finished (written or dropped) */
     int n_written;     /* of those, XADDs Redis confirmed (or found written) */
     int n_rejected;    /* of those, rejected permanently */
+    int claim_refused; /* the batch's last entry was a claim that the stream refused */
     char errmsg[160];
 } batch_result;
 
@@ -65,6 +91,15 @@ static int send_batch(redisContext *c, rds_entry **b, int n, batch_result *res) 
      * on the same connection, so they are skipped too. */
     for (int i = 0; i < n; i++) {
         rds_entry *e = b[i];
+        if (e->claim_id && e->sent > 0 && !e->skip_xadd) {
+            int mine = first_is_claim(c, e->argv[1], e->claim_id);
+            if (mine < 0) {
+                snprintf(res->errmsg, sizeof res->errmsg, "redis: %s", c->errstr);
+                return SEND_CONN;
+            }
+            if (mine) e->skip_xadd = 1;
+            continue;
+        }
         if (!e->is_final || e->sent == 0 || e->skip_xadd) continue;
         int fin = last_is_final(c, e->argv[1]);
         if (fin < 0) {
@@ -107,6 +142,7 @@ static int send_batch(redisContext *c, rds_entry **b, int n, batch_result *res) 
                  * failed one must not count as written before it. */
                 if (tr) return SEND_TRANSIENT;
                 if (k == 0 && !e->skip_xadd) rejected = 1;
+                if (k == 0 && !e->skip_xadd && e->claim_id) res->claim_refused = 1;
                 continue;
             }
             freeReplyObject(rep);
@@ -126,18 +162,48 @@ static void retire(rds *r, int n) {
         if (!r->head) r->tail = NULL;
         r->n_entries--;
         r->pending_bytes -= e->bytes;
-        if (e->is_final && e->ack_ctx) {
-            if (r->acks_len == r->acks_cap) {
-                size_t cap = r->acks_cap ? r->acks_cap * 2 : 64;
-                void **na = realloc(r->acks, cap * sizeof *na);
-                if (na) {
-                    r->acks = na;
-                    r->acks_cap = cap;
-                }
-            }
-            /* realloc failure would lose an ack; with 64+ slots preallocated
-             * in rds_create this only happens under real memory exhaustion. */
-            if (r->acks_len < r->acks_cap) r->acks[r->acks_len++] = e->ack_ctx;
+        /* a failed push would lose an ack; with 64+ slots preallocated in
+         * rds_create this only happens under real memory exhaustion */
+        if (e->is_final && e->ack_ctx) rds__ptrs_push(&r->acks, &r->acks_len, &r->acks_cap, e->ack_ctx);
+        rds__entry_free(e);
+    }
+}
+
+static rds_claimed **claimed_find(rds *r, const char *key) {
+    for (rds_claimed **pp = &r->claimed; *pp; pp = &(*pp)->next)
+        if (!strcmp((*pp)->key, key)) return pp;
+    return NULL;
+}
+
+/* The claim of key was refused: another request owns the stream. */
+static void claimed_add(rds *r, const char *key) {
+    if (claimed_find(r, key)) return;
+    rds_claimed *c = calloc(1, sizeof *c);
+    if (c && (c->key = strdup(key))) {
+        c->next = r->claimed;
+        r->claimed = c;
+    } else {
+        free(c);
+    }
+}
+
+/* Drops the head entries whose stream was claimed by another writer; the
+ * final entry's ack goes to rds_poll_refused and ends the record. */
+static void drop_claimed(rds *r) {
+    rds_claimed **pp;
+    while (r->head && r->claimed && (pp = claimed_find(r, r->head->argv[1]))) {
+        rds_entry *e = r->head;
+        r->head = e->next;
+        if (!r->head) r->tail = NULL;
+        r->n_entries--;
+        r->pending_bytes -= e->bytes;
+        r->write_errors++;
+        if (e->is_final) {
+            if (e->ack_ctx) rds__ptrs_push(&r->refused, &r->refused_len, &r->refused_cap, e->ack_ctx);
+            rds_claimed *c = *pp;
+            *pp = c->next;
+            free(c->key);
+            free(c);
         }
         rds__entry_free(e);
     }
@@ -187,12 +253,19 @@ void *rds__sender_main(void *arg) {
             ever = 1;
             atomic_store(&r->connected, 1);
         }
+        drop_claimed(r);
+        if (!r->head) continue;
         int n = 0;
         size_t bytes = 0;
         for (rds_entry *e = r->head; e && n < BATCH_MAX_ENTRIES && bytes < BATCH_MAX_BYTES;
              e = e->next) {
+            /* An entry of a refused stream waits to reach the head (dropped
+             * there); a claim ends the batch, so no entry of its stream is
+             * in flight before Redis said whether the stream is ours. */
+            if (n > 0 && r->claimed && claimed_find(r, e->argv[1])) break;
             batch[n++] = e;
             bytes += e->bytes;
+            if (e->claim_id && !e->skip_xadd) break;
         }
         pthread_mutex_unlock(&r->mu);
         batch_result res;
@@ -200,6 +273,7 @@ void *rds__sender_main(void *arg) {
         int rc = send_batch(c, batch, n, &res);
         double dt = rds__now_ms() - t0;
         pthread_mutex_lock(&r->mu);
+        if (res.claim_refused && res.n_done == n) claimed_add(r, batch[n - 1]->argv[1]);
         retire(r, res.n_done);
         r->written += res.n_written;
         r->write_errors += res.n_rejected;

@@ -291,6 +291,129 @@ static void test_rejected_final(void) {
     rds_free(r);
 }
 
+/* Two requests naming one stream: the first start (attempt 1) claims it
+ * with ID 0-1; the second's entries are all dropped and its final's ack
+ * comes back from rds_poll_refused, not rds_poll_acks. Two clients, as two
+ * workers would be. A claim on a string key is refused the same way. */
+static void test_claim(void) {
+    rds *a = make(tu_redis_url(srv), 1, 20, NULL), *b = make(tu_redis_url(srv), 1, 20, NULL);
+    CU_ASSERT_FATAL(a && b);
+    const char *k = "inferno:out:claimed";
+    int ca, cb, cs;
+    CU_ASSERT_EQUAL(rds_emit_start(a, k, "owner", "w1", 1, 3, NULL), 0);
+    int32_t ids[2] = {5, 6};
+    CU_ASSERT_EQUAL(rds_emit_token(a, k, 0, "ab", 2, ids, 2, NULL, NULL), 0);
+    CU_ASSERT_EQUAL(rds_emit_done(a, k, "stop", 3, 2, 0, 0, 0, 0, NULL, &ca, NULL), 0);
+    void *got[2];
+    CU_ASSERT_EQUAL(wait_acks(a, got, 1, 5000), 1);
+    CU_ASSERT_EQUAL(cmd_int(srv, "XLEN %s", k), 3);
+    CU_ASSERT_EQUAL(rds_emit_start(b, k, "intruder", "w2", 1, 3, NULL), 0);
+    CU_ASSERT_EQUAL(rds_emit_token(b, k, 0, "evil", 4, ids, 2, NULL, NULL), 0);
+    CU_ASSERT_EQUAL(rds_emit_done(b, k, "stop", 3, 2, 0, 0, 0, 0, NULL, &cb, NULL), 0);
+    /* and a string key */
+    redisReply *rep = tu_redis_cmd(srv, "SET %s %s", "inferno:out:claim-str", "x");
+    if (rep) freeReplyObject(rep);
+    CU_ASSERT_EQUAL(rds_emit_start(b, "inferno:out:claim-str", "s", "w2", 1, 1, NULL), 0);
+    CU_ASSERT_EQUAL(rds_emit_error(b, "inferno:out:claim-str", "x", "y", &cs, NULL), 0);
+    int n = 0;
+    for (int waited = 0; n < 2 && waited < 5000; waited += 10) {
+        n += rds_poll_refused(b, got + n, 2 - n);
+        if (n < 2) msleep(10);
+    }
+    CU_ASSERT_EQUAL(n, 2);
+    CU_ASSERT(n == 2 && got[0] == &cb && got[1] == &cs);
+    CU_ASSERT_EQUAL(rds_poll_acks(b, got, 2), 0);
+    CU_ASSERT_EQUAL(cmd_int(srv, "XLEN %s", k), 3);
+    redisReply *xr = xrange(srv, k);
+    CU_ASSERT_STRING_EQUAL(fld(xr, 0, "request_id"), "owner");
+    CU_ASSERT_STRING_EQUAL(xr->element[0]->element[0]->str, "0-1");
+    CU_ASSERT_STRING_EQUAL(fld(xr, 1, "text"), "ab");
+    freeReplyObject(xr);
+    rep = tu_redis_cmd(srv, "GET %s", "inferno:out:claim-str");
+    CU_ASSERT(rep && rep->type == REDIS_REPLY_STRING && !strcmp(rep->str, "x"));
+    if (rep) freeReplyObject(rep);
+    /* a retry (attempt 2) appends to its own stream normally */
+    CU_ASSERT_EQUAL(rds_emit_start(a, k, "owner", "w1", 2, 3, NULL), 0);
+    CU_ASSERT_EQUAL(rds_flush(a, 5000, NULL), 0);
+    CU_ASSERT_EQUAL(cmd_int(srv, "XLEN %s", k), 4);
+    rds_free(a);
+    rds_free(b);
+}
+
+/* Admission checks answered off the caller's thread: a fresh stream, an
+ * owned one, another request's, a foreign one (entry 500 without event:
+ * the cursor must move past it), a string key, a stream over the scan
+ * bound, and the cancel key. */
+static void set_scan_bound(rds_config *c) { c->scan_max_entries = 1000; }
+static void test_checks(void) {
+    rds *r = make(tu_redis_url(srv), 1, 20, set_scan_bound);
+    CU_ASSERT_FATAL(r != NULL);
+    redisContext *c = tu_redis_connect(srv);
+    CU_ASSERT_FATAL(c != NULL);
+    redisReply *rep;
+#define RUN(...) do { rep = redisCommand(c, __VA_ARGS__); if (rep) freeReplyObject(rep); } while (0)
+    RUN("XADD inferno:out:ck-own * event start request_id own attempt 2");
+    RUN("XADD inferno:out:ck-own * event done finish_reason stop");
+    RUN("XADD inferno:out:ck-other * event start request_id other attempt 1");
+    for (int i = 0; i < 1200; i++) {
+        if (i == 499) RUN("XADD inferno:out:ck-foreign * note x");
+        else RUN("XADD inferno:out:ck-foreign * event token seq %d", i);
+    }
+    for (int i = 0; i < 1500; i++) RUN("XADD inferno:out:ck-long * event token seq %d", i);
+    RUN("SET inferno:out:ck-str x");
+    RUN("SET inferno:cancel:fresh 1");
+#undef RUN
+    redisFree(c);
+    const char *keys[] = {"inferno:out:ck-fresh", "inferno:out:ck-own", "inferno:out:ck-other",
+                          "inferno:out:ck-foreign", "inferno:out:ck-str", "inferno:out:ck-long"};
+    const char *ids[] = {"fresh", "own", "me", "me", "me", "me"};
+    int want[] = {0, 0, INF_EEXIST, INF_EFORMAT, INF_EFORMAT, INF_EFORMAT};
+    intptr_t ctx[6];
+    for (int i = 0; i < 6; i++) {
+        ctx[i] = i + 1;
+        CU_ASSERT_EQUAL(rds_check_submit(r, keys[i], ids[i], (void *)ctx[i], NULL), 0);
+    }
+    rds_check_result res[6];
+    int n = 0;
+    for (int waited = 0; n < 6 && waited < 10000; waited += 10) {
+        n += rds_poll_checks(r, res + n, 6 - n);
+        if (n < 6) msleep(10);
+    }
+    CU_ASSERT_EQUAL_FATAL(n, 6);
+    for (int i = 0; i < 6; i++) {
+        CU_ASSERT_EQUAL(res[i].ctx, (void *)ctx[i]); /* submit order */
+        CU_ASSERT_EQUAL(res[i].status, want[i]);
+        if (res[i].status != want[i]) fprintf(stderr, "\n    %s: %d %s\n", keys[i], res[i].status, res[i].message);
+    }
+    CU_ASSERT_EQUAL(res[0].cancelled, 1);
+    CU_ASSERT_EQUAL(res[0].has_final, 0);
+    CU_ASSERT_EQUAL(res[1].has_final, 1);
+    CU_ASSERT_EQUAL(res[1].last_attempt, 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(res[2].message, "belongs to request other"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(res[3].message, "did not write"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(res[4].message, "not a stream"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(res[5].message, "more than 1000 entries"));
+    CU_ASSERT_EQUAL(rds_check_submit(r, "", "x", NULL, NULL), INF_EINVAL);
+    CU_ASSERT(rds_reply_key_allowed(r, "inferno:out:x"));
+    CU_ASSERT(!rds_reply_key_allowed(r, "inferno:out:"));
+    CU_ASSERT(!rds_reply_key_allowed(r, "inferno:worker:x"));
+    CU_ASSERT(!rds_reply_key_allowed(r, "session:123"));
+    rds_free(r);
+}
+
+/* A prefix over the worker's own keys is refused at create. */
+static void wide_prefix(rds_config *c) { c->out_prefix = "inferno:"; }
+static void test_prefix_overlap(void) {
+    rds_config c = rds_config_default();
+    wide_prefix(&c);
+    c.cancel_channel = "";
+    rds *r = NULL;
+    inf_error err = {0};
+    CU_ASSERT_EQUAL(rds_create(&r, &c, &err), INF_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "worker's own key"));
+    CU_ASSERT_PTR_NULL(r);
+}
+
 /* Redis down when the client is created: nothing is acked, nothing lost;
  * when Redis comes up the queue drains. Acks only after the write. */
 static void test_down_at_create(void) {
@@ -511,6 +634,9 @@ void test_register_redis_out(void) {
     CU_add_test(s, "MAXLEN ~ and EXPIRE after final", test_maxlen_expire);
     CU_add_test(s, "open expiry replaced by final expiry", test_open_expire);
     CU_add_test(s, "rejected final acked, others go on", test_rejected_final);
+    CU_add_test(s, "claim: the first request owns a stream", test_claim);
+    CU_add_test(s, "admission checks: ownership, bounds, cancel key", test_checks);
+    CU_add_test(s, "out_prefix over the worker's own keys refused", test_prefix_overlap);
     CU_add_test(s, "Redis down at create", test_down_at_create);
     CU_add_test(s, "Redis restarted mid-stream", test_restart_mid_stream);
     CU_add_test(s, "INF_EFULL while Redis is down", test_efull);

@@ -266,6 +266,8 @@ static void service_acks(struct worker *w) {
     int n;
     while ((n = rds_poll_acks(w->rds, ctxs, ACK_BATCH)) > 0)
         for (int i = 0; i < n; i++) wk_on_redis_ack(w, ctxs[i]);
+    while ((n = rds_poll_refused(w->rds, ctxs, ACK_BATCH)) > 0)
+        for (int i = 0; i < n; i++) wk_on_redis_refused(w, ctxs[i]);
     kin_msg *msgs[ACK_BATCH];
     while ((n = kin_poll_dlq_acks(w->kin, msgs, ACK_BATCH)) > 0)
         for (int i = 0; i < n; i++) wk_on_dlq_ack(w, msgs[i]);

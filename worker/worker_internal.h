@@ -99,6 +99,7 @@ void wk_admit_pending(struct worker *w);
 void wk_on_events(struct worker *w, const engine_event *ev, int n);
 void wk_on_redis_ack(struct worker *w, void *ctx);
 void wk_on_check(struct worker *w, const rds_check_result *res);
+void wk_on_redis_refused(struct worker *w, void *ctx);
 int64_t wk_mono_ms(void);
 void wk_on_dlq_ack(struct worker *w, kin_msg *m);
 void wk_retry_dlq(struct worker *w);

@@ -278,10 +278,8 @@ void wk_release_all(struct worker *w) {
  * entry yet (a redelivered bad message must not add a second one; a stream
  * of another request is never written). The message is done once both are
  * confirmed. */
-static void job_reject(struct worker *w, wjob *j, const char *code, const char *message) {
+static void job_dead_letter(struct worker *w, wjob *j, const char *code, const char *message) {
     job_set_state(w, j, WJ_BAD);
-    w->n_failed++;
-    wm_request_final(w->metrics, j->msg->topic_index, WM_DLQ);
     snprintf(j->err_code, sizeof j->err_code, "%s", code);
     snprintf(j->dlq_reason, sizeof j->dlq_reason, "%s: %s", code, message);
     WLOG_W(&w->log, j->id, "rejected (%s/%d@%lld): %s", j->msg->topic, (int)j->msg->partition,
@@ -305,6 +303,13 @@ static void job_reject(struct worker *w, wjob *j, const char *code, const char *
         }
     }
     if (j->waits == 0) job_finish(w, j);
+}
+
+/* job_dead_letter for a message that counts as failed. */
+static void job_reject(struct worker *w, wjob *j, const char *code, const char *message) {
+    w->n_failed++;
+    wm_request_final(w->metrics, j->msg->topic_index, WM_DLQ);
+    job_dead_letter(w, j, code, message);
 }
 
 /* The answer to a rejected job's error-stream check. */
@@ -353,6 +358,28 @@ void wk_on_redis_ack(struct worker *w, void *ctx) {
             if (--j->waits <= 0) job_finish(w, j);
             return;
         }
+}
+
+/* j's final entry was dropped: its stream was claimed by another request
+ * before j's start entry reached it (rds_poll_refused), so nothing of j's
+ * answer was written. The message goes to the DLQ, with an error on j's
+ * default stream where that is another stream. */
+void wk_on_redis_refused(struct worker *w, void *ctx) {
+    wjob *j = NULL;
+    for (wjob *k = w->jobs_head; k && !j; k = k->next)
+        if (k == ctx) j = k;
+    if (!j) return;
+    j->waits--;
+    if (j->state == WJ_BAD) { /* its error entry met a claimed stream: DLQ only */
+        if (j->waits <= 0) job_finish(w, j);
+        return;
+    }
+    char refused[WJ_STREAM_MAX], msg[WJ_STREAM_MAX + 128];
+    snprintf(refused, sizeof refused, "%s", j->stream);
+    snprintf(msg, sizeof msg, "reply stream %s was claimed by another request first; the answer was not written",
+             refused);
+    default_stream(w, j, j->id, refused);
+    job_dead_letter(w, j, "reply_stream_conflict", msg);
 }
 
 /* ---- receiving ----------------------------------------------------------- */
