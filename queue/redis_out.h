@@ -157,7 +157,7 @@ int rds_poll_acks(rds *r, void **ctxs, int max);
  * ID 0-1, which Redis accepts only on an empty or missing stream: the first
  * request to reach a stream owns it. When another writer got there first
  * (or the key is not a stream), that request's entries are dropped, never
- * written (the claim is sent alone, so nothing of its stream is in flight
+ * written (no other entry of its stream is in flight
  * before Redis answered), and the ack_ctx of its final entry comes back here
  * instead of rds_poll_acks; rds_stats counts the dropped entries in
  * write_errors. Moves up to max such ack_ctx into ctxs; returns how many. */

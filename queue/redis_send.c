@@ -78,7 +78,7 @@ typedef struct batch_result {
     int n_done;        /* leading entries finished (written or dropped) */
     int n_written;     /* of those, XADDs Redis confirmed (or found written) */
     int n_rejected;    /* of those, rejected permanently */
-    int claim_refused; /* the batch's last entry was a claim that the stream refused */
+    int claim_refused[BATCH_MAX_ENTRIES]; /* 1: that entry was a claim the stream refused */
     char errmsg[160];
 } batch_result;
 
@@ -142,7 +142,7 @@ static int send_batch(redisContext *c, rds_entry **b, int n, batch_result *res) 
                  * failed one must not count as written before it. */
                 if (tr) return SEND_TRANSIENT;
                 if (k == 0 && !e->skip_xadd) rejected = 1;
-                if (k == 0 && !e->skip_xadd && e->claim_id) res->claim_refused = 1;
+                if (k == 0 && !e->skip_xadd && e->claim_id) res->claim_refused[i] = 1;
                 continue;
             }
             freeReplyObject(rep);
@@ -214,7 +214,7 @@ void *rds__sender_main(void *arg) {
     redisContext *c = NULL;
     int backoff = 0, ever = 0;
     double next_connect = 0, stop_deadline = 0;
-    rds_entry *batch[BATCH_MAX_ENTRIES];
+    rds_entry *batch[BATCH_MAX_ENTRIES], *claims[BATCH_MAX_ENTRIES];
     pthread_mutex_lock(&r->mu);
     for (;;) {
         double now = rds__now_ms();
@@ -255,17 +255,22 @@ void *rds__sender_main(void *arg) {
         }
         drop_claimed(r);
         if (!r->head) continue;
-        int n = 0;
+        int n = 0, n_claims = 0;
         size_t bytes = 0;
         for (rds_entry *e = r->head; e && n < BATCH_MAX_ENTRIES && bytes < BATCH_MAX_BYTES;
              e = e->next) {
             /* An entry of a refused stream waits to reach the head (dropped
-             * there); a claim ends the batch, so no entry of its stream is
-             * in flight before Redis said whether the stream is ours. */
+             * there). Claims of several streams share a batch, but no other
+             * entry of a claimed stream rides along: nothing of it is in
+             * flight before Redis said whether the stream is ours. */
             if (n > 0 && r->claimed && claimed_find(r, e->argv[1])) break;
+            int behind_claim = 0;
+            for (int i = 0; i < n_claims && !behind_claim; i++)
+                behind_claim = !strcmp(claims[i]->argv[1], e->argv[1]);
+            if (behind_claim) break;
             batch[n++] = e;
             bytes += e->bytes;
-            if (e->claim_id && !e->skip_xadd) break;
+            if (e->claim_id && !e->skip_xadd) claims[n_claims++] = e;
         }
         pthread_mutex_unlock(&r->mu);
         batch_result res;
@@ -273,7 +278,8 @@ void *rds__sender_main(void *arg) {
         int rc = send_batch(c, batch, n, &res);
         double dt = rds__now_ms() - t0;
         pthread_mutex_lock(&r->mu);
-        if (res.claim_refused && res.n_done == n) claimed_add(r, batch[n - 1]->argv[1]);
+        for (int i = 0; i < res.n_done; i++)
+            if (res.claim_refused[i]) claimed_add(r, batch[i]->argv[1]);
         retire(r, res.n_done);
         r->written += res.n_written;
         r->write_errors += res.n_rejected;
