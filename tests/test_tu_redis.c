@@ -3,6 +3,7 @@
  * test_*.c so that the Makefile links it into bin/inferno-tests as is. */
 #include "tu_redis.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -249,6 +250,17 @@ void tu_redis_free(tu_redis *r) {
         char dump[600];
         snprintf(dump, sizeof dump, "%s/dump.rdb", r->dir);
         unlink(dump);
+        /* --appendonly yes (a suite passing it) leaves appendonlydir/ */
+        snprintf(dump, sizeof dump, "%s/appendonlydir", r->dir);
+        DIR *d = opendir(dump);
+        for (struct dirent *de; d && (de = readdir(d));) {
+            if (de->d_name[0] == '.') continue;
+            char f[900];
+            snprintf(f, sizeof f, "%s/%s", dump, de->d_name);
+            unlink(f);
+        }
+        if (d) closedir(d);
+        rmdir(dump);
         rmdir(r->dir);
     }
     for (int i = 0; i < r->n_extra; i++) free(r->extra[i]);

@@ -55,6 +55,10 @@ typedef struct wh {
     inf_avro_registry *reg;
     wh_worker workers[WH_MAX_WORKERS];
     int n_workers;
+    /* where workers connect, when not straight to the mock broker and the
+     * redis-server (a tu_proxy in between); "" = direct */
+    char worker_brokers[256];
+    char worker_redis[128];
 } wh;
 
 static long long wh_now_ms(void) {
@@ -189,9 +193,8 @@ static int wh_send_simple(wh *h, const char *topic, const char *id, const char *
 /* Starts bin/inferno-worker with the harness's brokers/redis/model plus the
  * extra flags (NULL-terminated); stderr goes to a log file. Returns the
  * index or -1. */
-static int wh_worker_start(wh *h, const char *id, const char *const *extra) {
-    if (h->n_workers == WH_MAX_WORKERS) return -1;
-    wh_worker *w = &h->workers[h->n_workers];
+static int wh_worker_spawn(wh *h, int slot, const char *id, const char *const *extra, int append_log) {
+    wh_worker *w = &h->workers[slot];
     snprintf(w->id, sizeof w->id, "%s", id);
     snprintf(w->log, sizeof w->log, "%s", tu_tmpfile(id));
     strncat(w->log, ".log", sizeof w->log - strlen(w->log) - 1);
@@ -201,9 +204,9 @@ static int wh_worker_start(wh *h, const char *id, const char *const *extra) {
     argv[a++] = "--model";
     argv[a++] = h->model;
     argv[a++] = "--brokers";
-    argv[a++] = h->brokers;
+    argv[a++] = h->worker_brokers[0] ? h->worker_brokers : h->brokers;
     argv[a++] = "--redis";
-    argv[a++] = (char *)tu_redis_url(h->redis);
+    argv[a++] = h->worker_redis[0] ? h->worker_redis : (char *)tu_redis_url(h->redis);
     argv[a++] = "--worker-id";
     argv[a++] = w->id;
     argv[a++] = "--threads";
@@ -230,7 +233,7 @@ static int wh_worker_start(wh *h, const char *id, const char *const *extra) {
         /* a test binary killed by a timeout takes its workers with it */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent) _exit(127);
-        int fd = open(w->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int fd = open(w->log, O_WRONLY | O_CREAT | (append_log ? O_APPEND : O_TRUNC), 0644);
         if (fd >= 0) {
             dup2(fd, 2);
             dup2(fd, 1);
@@ -239,7 +242,23 @@ static int wh_worker_start(wh *h, const char *id, const char *const *extra) {
         _exit(127);
     }
     w->pid = pid;
-    return h->n_workers++;
+    return slot;
+}
+
+static int wh_worker_start(wh *h, const char *id, const char *const *extra) {
+    if (h->n_workers == WH_MAX_WORKERS) return -1;
+    int i = wh_worker_spawn(h, h->n_workers, id, extra, 0);
+    if (i >= 0) h->n_workers++;
+    return i;
+}
+
+/* Starts worker i again (same id, same slot; its log is appended to), e.g.
+ * after wh_worker_signal(h, i, SIGKILL). */
+static int wh_worker_respawn(wh *h, int i, const char *const *extra) {
+    if (i < 0 || i >= h->n_workers || h->workers[i].pid > 0) return -1;
+    char id[64];
+    snprintf(id, sizeof id, "%s", h->workers[i].id);
+    return wh_worker_spawn(h, i, id, extra, 1);
 }
 
 /* Waits up to ms for the worker to exit; its exit status, or -1 (signal,

@@ -45,8 +45,9 @@ int tu_redis_stop(tu_redis *r);
 /* Like tu_redis_stop but with SIGKILL at once (a crash). */
 int tu_redis_kill(tu_redis *r);
 
-/* Starts the server again on the same port with the same arguments (data is
- * gone: persistence is off) and waits for PING; retries for up to 5 s while
+/* Starts the server again on the same port with the same arguments and the
+ * same directory (data is gone unless extra_args turned persistence on,
+ * e.g. "--appendonly" "yes": then it is reloaded) and waits for PING; retries for up to 5 s while
  * the port is still busy. 0 on success, -1 on failure. */
 int tu_redis_restart(tu_redis *r);
 
