@@ -6,6 +6,7 @@
 #   make test-cuda-emu  the GPU suites on the CUDA emulator (emu/), full form
 #   make asan        the same suites under -fsanitize=address,undefined
 #   make bench       CPU benchmarks (tables on stdout)
+#   make chaos       the chaos suite's long form (CHAOS_REQUESTS=10000)
 #   make fuzz        libFuzzer target for the GGUF reader (FUZZ_SECONDS=600)
 #   make run         the main job (README)
 #
@@ -89,7 +90,7 @@ TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_NAMES := $(patsubst tests/test_%.c,%,$(TEST_SRCS))
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/tests/testutil.o $(BUILD)/tests/runner.o $(BUILD)/tests/registry.o
 
-.PHONY: all test asan bench fuzz run deps clean test-cuda-emu
+.PHONY: all test asan bench chaos fuzz run deps clean test-cuda-emu
 all: $(PROGS) $(BIN)/inferno-tests
 
 deps:
@@ -165,6 +166,13 @@ asan: deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	$(BIN)/inferno-bench $(BENCH_ARGS)
+
+# The chaos suite's long form (make test runs it with 1,000 requests):
+# CHAOS_REQUESTS valid requests, more worker kills; several minutes.
+CHAOS_REQUESTS ?= 10000
+chaos: deps
+	@$(MAKE) --no-print-directory all
+	INFERNO_CHAOS_REQUESTS=$(CHAOS_REQUESTS) $(BIN)/inferno-tests chaos
 
 FUZZ_SECONDS ?= 600
 FUZZ_CC ?= clang

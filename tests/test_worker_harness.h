@@ -120,6 +120,8 @@ static int wh_producer_new(wh *h) {
     rd_kafka_conf_set(conf, "bootstrap.servers", h->brokers, errstr, sizeof errstr);
     rd_kafka_conf_set(conf, "linger.ms", "1", errstr, sizeof errstr);
     rd_kafka_conf_set(conf, "message.timeout.ms", "60000", errstr, sizeof errstr);
+    /* suites send messages over the worker's 1 MiB request limit */
+    rd_kafka_conf_set(conf, "message.max.bytes", "4194304", errstr, sizeof errstr);
     rd_kafka_conf_set(conf, "log_level", "2", errstr, sizeof errstr);
     h->prod = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
     return h->prod ? 0 : -1;
