@@ -25,7 +25,12 @@ kin_config kin_config_default(void) {
     c.commit_interval_ms = 200;
     c.queued_max_kbytes = 256;
     c.client_id = "inferno-worker";
+    c.max_message_bytes = KIN_MAX_MESSAGE_DEFAULT;
     return c;
+}
+
+size_t kin_max_message_bytes(const kin_config *c) {
+    return c->max_message_bytes ? (size_t)c->max_message_bytes : KIN_MAX_MESSAGE_DEFAULT;
 }
 
 /* Kafka topic names: 1-249 chars of [A-Za-z0-9._-]. */
@@ -76,6 +81,9 @@ int kin_config_validate(const kin_config *c, inf_error *err) {
                              "kafka: urgent reserve %d leaves no capacity for the least urgent topic (max in-flight "
                              "%d, %d topics)",
                              c->urgent_reserve, c->max_inflight, c->n_topics);
+    if (c->max_message_bytes && (c->max_message_bytes < KIN_MAX_MESSAGE_MIN || c->max_message_bytes > KIN_MAX_MESSAGE_MAX))
+        return inf_error_set(err, INF_EINVAL, "kafka: max_message_bytes must be %d-%d, got %d", KIN_MAX_MESSAGE_MIN,
+                             KIN_MAX_MESSAGE_MAX, c->max_message_bytes);
     if (c->session_timeout_ms < 0 || c->max_poll_interval_ms < 0 || c->commit_interval_ms < 0 ||
         c->queued_max_kbytes < 0)
         return inf_error_set(err, INF_EINVAL, "kafka: timeouts and sizes must not be negative");
@@ -134,25 +142,44 @@ static int conf_set(rd_kafka_conf_t *conf, const char *who, const char *key, con
     return inf_error_set(err, INF_EINVAL, "kafka: %s property %s=%s rejected: %s", who, key, val, errstr);
 }
 
-/* Applies the -X list to conf for one client kind. A "consumer." or
- * "producer." prefix restricts a property to that client. */
+/* Splits the -X entry p ("key=value", validated): *key (*kn bytes) is its key
+ * without a "consumer." or "producer." prefix, which restricts it to that
+ * client; returns the clients it goes to. */
+static int prop_split(const char *p, const char **key, size_t *kn) {
+    *kn = (size_t)(strchr(p, '=') - p);
+    *key = p;
+    if (has_prefix(p, *kn, "consumer.") || has_prefix(p, *kn, "producer.")) {
+        *key += 9;
+        *kn -= 9;
+        return p[0] == 'c' ? FOR_CONSUMER : FOR_PRODUCER;
+    }
+    return key_target(p, *kn);
+}
+
+/* 1 when the -X list sets name for a client of this kind. */
+static int user_set(const kin_config *c, int kind, const char *name) {
+    for (int i = 0; i < c->n_props; i++) {
+        const char *key;
+        size_t kn;
+        if ((prop_split(c->props[i], &key, &kn) & kind) && kn == strlen(name) && !strncmp(key, name, kn)) return 1;
+    }
+    return 0;
+}
+
+long long kin_conf_num(const rd_kafka_conf_t *conf, const char *key) {
+    char buf[64];
+    size_t n = sizeof buf;
+    if (rd_kafka_conf_get(conf, key, buf, &n) != RD_KAFKA_CONF_OK) return -1;
+    return strtoll(buf, NULL, 10);
+}
+
+/* Applies the -X list to conf for one client kind. */
 static int apply_props(rd_kafka_conf_t *conf, int kind, const kin_config *c, inf_error *err) {
     for (int i = 0; i < c->n_props; i++) {
-        const char *p = c->props[i];
-        const char *eq = strchr(p, '=');
-        size_t kn = (size_t)(eq - p);
-        int target;
-        if (has_prefix(p, kn, "consumer.")) {
-            target = FOR_CONSUMER;
-            p += 9;
-            kn -= 9;
-        } else if (has_prefix(p, kn, "producer.")) {
-            target = FOR_PRODUCER;
-            p += 9;
-            kn -= 9;
-        } else {
-            target = key_target(p, kn);
-        }
+        const char *p;
+        size_t kn;
+        int target = prop_split(c->props[i], &p, &kn);
+        const char *eq = p + kn;
         if (!(target & kind) || kn == 0) {
             if (kn == 0)
                 return inf_error_set(err, INF_EINVAL, "kafka: property '%s' (-X) has an empty key", c->props[i]);
@@ -180,6 +207,45 @@ static int apply_props(rd_kafka_conf_t *conf, int kind, const kin_config *c, inf
     return 0;
 }
 
+/* After -X: the consumer's fetch limits must still serve max_message_bytes.
+ * A limit the user did not set follows what librdkafka requires of it
+ * (an unprefixed -X message.max.bytes reaches the consumer too). */
+static int check_consumer_limits(rd_kafka_conf_t *conf, const kin_config *c, inf_error *err) {
+    long long mm = (long long)kin_max_message_bytes(c);
+    long long fetch = kin_conf_num(conf, "fetch.max.bytes"), part = kin_conf_num(conf, "max.partition.fetch.bytes");
+    long long recv = kin_conf_num(conf, "receive.message.max.bytes"), cmsg = kin_conf_num(conf, "message.max.bytes");
+    char num[32];
+    int rc = 0;
+    if (fetch < cmsg && !user_set(c, FOR_CONSUMER, "fetch.max.bytes")) {
+        fetch = cmsg;
+        snprintf(num, sizeof num, "%lld", fetch);
+        rc = conf_set(conf, "consumer", "fetch.max.bytes", num, err);
+    }
+    if (!rc && recv < fetch + 512 && !user_set(c, FOR_CONSUMER, "receive.message.max.bytes")) {
+        recv = fetch + 65536 < 2147483647LL ? fetch + 65536 : 2147483647LL;
+        snprintf(num, sizeof num, "%lld", recv);
+        rc = conf_set(conf, "consumer", "receive.message.max.bytes", num, err);
+    }
+    if (rc) return rc;
+    if (fetch < mm)
+        return inf_error_set(err, INF_EINVAL,
+                             "kafka: consumer property fetch.max.bytes=%lld (-X) is smaller than max_message_bytes "
+                             "%lld (--max-message-bytes): requests of the allowed size could not be fetched",
+                             fetch, mm);
+    if (part < mm)
+        return inf_error_set(err, INF_EINVAL,
+                             "kafka: consumer property max.partition.fetch.bytes=%lld (-X) is smaller than "
+                             "max_message_bytes %lld (--max-message-bytes): requests of the allowed size could not "
+                             "be fetched",
+                             part, mm);
+    if (recv < fetch + 512)
+        return inf_error_set(err, INF_EINVAL,
+                             "kafka: consumer property receive.message.max.bytes=%lld (-X) must be at least "
+                             "fetch.max.bytes=%lld + 512 (protocol framing)",
+                             recv, fetch);
+    return 0;
+}
+
 int kin_consumer_conf(const kin_config *c, rd_kafka_conf_t **out, inf_error *err) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char num[32];
@@ -191,6 +257,11 @@ int kin_consumer_conf(const kin_config *c, rd_kafka_conf_t **out, inf_error *err
 #define SETI(K, V)                                                     \
     do {                                                               \
         snprintf(num, sizeof num, "%d", (int)(V));                     \
+        SET(K, num);                                                   \
+    } while (0)
+#define SET2(K, V)                                                     \
+    do {                                                               \
+        snprintf(num, sizeof num, "%lld", (long long)(V));             \
         SET(K, num);                                                   \
     } while (0)
     SET("bootstrap.servers", c->brokers);
@@ -211,9 +282,20 @@ int kin_consumer_conf(const kin_config *c, rd_kafka_conf_t **out, inf_error *err
     SET("queued.min.messages", "64");
     SET("fetch.wait.max.ms", "100");
     if (c->group_instance_id) SET("group.instance.id", c->group_instance_id);
+    /* Fetch room for twice the request limit (kafka_in.h, max_message_bytes):
+     * an oversized request must be fetched to be rejected; one the consumer
+     * cannot fetch would stall its partition. librdkafka wants fetch.max.bytes
+     * >= its own message.max.bytes (1000000 by default) as well. */
+    long long mm = (long long)kin_max_message_bytes(c);
+    long long fetch = 2 * mm > 1000000 ? 2 * mm : 1000000;
+    SET2("fetch.max.bytes", fetch);
+    SET2("max.partition.fetch.bytes", fetch);
+    SET2("receive.message.max.bytes", fetch + 65536 > 100000000 ? fetch + 65536 : 100000000);
 #undef SET
 #undef SETI
+#undef SET2
     if (!rc) rc = apply_props(conf, FOR_CONSUMER, c, err);
+    if (!rc) rc = check_consumer_limits(conf, c, err);
     if (rc) {
         rd_kafka_conf_destroy(conf);
         return rc;
@@ -230,7 +312,19 @@ int kin_producer_conf(const kin_config *c, rd_kafka_conf_t **out, inf_error *err
      * (a failed delivery is retried by kafka_dlq.c as well). */
     if (!rc) rc = conf_set(conf, "producer", "linger.ms", "5", err);
     if (!rc) rc = conf_set(conf, "producer", "acks", "all", err);
+    /* Room for a whole copy of any servable request with its key and
+     * headers; bigger values are cut to this (kafka_dlq.c). */
+    long long need = (long long)kin_max_message_bytes(c) + KIN_DLQ_HEADROOM;
+    char num[32];
+    snprintf(num, sizeof num, "%lld", need);
+    if (!rc) rc = conf_set(conf, "producer", "message.max.bytes", num, err);
     if (!rc) rc = apply_props(conf, FOR_PRODUCER, c, err);
+    long long have = rc ? 0 : kin_conf_num(conf, "message.max.bytes");
+    if (!rc && have < need)
+        rc = inf_error_set(err, INF_EINVAL,
+                           "kafka: producer property message.max.bytes=%lld (-X) is smaller than max_message_bytes "
+                           "%zu (--max-message-bytes) + %d bytes for the key and headers of a dead-letter copy (%lld)",
+                           have, kin_max_message_bytes(c), KIN_DLQ_HEADROOM, need);
     if (rc) {
         rd_kafka_conf_destroy(conf);
         return rc;

@@ -398,6 +398,7 @@ int kin_create(kin **out, const kin_config *cfg, inf_error *err) {
     k->max_inflight = cfg->max_inflight;
     k->urgent_reserve = cfg->urgent_reserve;
     k->commit_interval_ms = cfg->commit_interval_ms ? cfg->commit_interval_ms : 200;
+    k->max_message_bytes = kin_max_message_bytes(cfg);
     k->brokers_up = 1;
     for (int i = 0; i < k->n_topics; i++)
         if (!(k->topics[i] = strdup(cfg->topics[i]))) rc = INF_ENOMEM;
@@ -421,6 +422,7 @@ int kin_create(kin **out, const kin_config *cfg, inf_error *err) {
         kin_free(k);
         return rc;
     }
+    if (pconf) k->dlq_max_bytes = (size_t)kin_conf_num(pconf, "message.max.bytes"); /* copies are cut to this */
     if ((rc = kin_consumer_conf(cfg, &cconf, err)) != 0) {
         if (pconf) rd_kafka_conf_destroy(pconf);
         kin_free(k);
@@ -587,6 +589,8 @@ void kin_stats(kin *k, kin_stats_t *st) {
     st->rebalances = k->rebalances;
     st->dlq_sent = k->dlq_sent;
     st->dlq_failed = k->dlq_failed;
+    st->dlq_given_up = k->dlq_given_up;
+    st->dlq_truncated = k->dlq_truncated;
     st->errors = k->errors;
     snprintf(st->last_error, sizeof st->last_error, "%s", k->last_error);
     for (int i = 0; i < k->n_topics; i++) st->queued[i] = k->stash_n[i] + (k->tq[i] ? (int)rd_kafka_queue_length(k->tq[i]) : 0);

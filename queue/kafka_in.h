@@ -55,7 +55,25 @@ typedef struct kin_config {
     int commit_interval_ms;              /* 200: at most one explicit async commit per interval */
     int queued_max_kbytes;               /* 256: queued.max.messages.kbytes (small: do not hoard) */
     const char *client_id;               /* "inferno-worker" */
+    int max_message_bytes;               /* request size limit (0: KIN_MAX_MESSAGE_DEFAULT); the
+                                          * fetch and DLQ limits follow from it, see kin_create */
 } kin_config;
+
+/* max_message_bytes: the largest request value the worker serves. The
+ * consumer's fetch.max.bytes and max.partition.fetch.bytes are 2 x
+ * max_message_bytes (at least 1000000, which librdkafka requires of
+ * fetch.max.bytes), receive.message.max.bytes that + 64 KiB (at least
+ * librdkafka's 100000000), so a message somewhat over the limit is fetched
+ * and rejected instead of stalling its partition (brokers hand out a record
+ * bigger than the fetch limits anyway, alone, up to
+ * receive.message.max.bytes). The DLQ producer's message.max.bytes is
+ * max_message_bytes + KIN_DLQ_HEADROOM: a copy of any servable request fits
+ * whole with its key and headers; bigger values are cut to fit
+ * (kin_send_dlq). */
+#define KIN_MAX_MESSAGE_DEFAULT 1048576
+#define KIN_MAX_MESSAGE_MIN 1024
+#define KIN_MAX_MESSAGE_MAX (256 * 1048576)
+#define KIN_DLQ_HEADROOM 16384
 
 /* Defaults as documented above (topics inferno.requests.{high,normal,low}).
  * All strings are static. */
@@ -66,12 +84,17 @@ kin_config kin_config_default(void);
  * otherwise) and, when dlq_topic is set, the DLQ producer. Each "key=value" in
  * props is applied to the consumer and to the producer where it applies; a
  * malformed entry, an unknown key or a bad value fails with INF_EINVAL and a
- * message naming it. Does not wait for the brokers (they may be down: librdkafka
- * retries). Defaults besides: fetch.wait.max.ms=100, queued.min.messages=64,
- * auto commit of stored offsets every second (on top of kin_msg_done's own
- * commits). A "consumer." or "producer." prefix sends a property to that client
- * only; unprefixed ones go where librdkafka applies them. cfg's strings are
- * copied. Caller frees *out with kin_free. */
+ * message naming it. So does an override that contradicts max_message_bytes
+ * (the message names both values): fetch.max.bytes or
+ * max.partition.fetch.bytes below max_message_bytes, receive.message.max.bytes
+ * below fetch.max.bytes + 512, the producer's message.max.bytes below
+ * max_message_bytes + KIN_DLQ_HEADROOM; larger values are fine. Does not wait
+ * for the brokers (they may be down: librdkafka retries). Defaults besides:
+ * fetch.wait.max.ms=100, queued.min.messages=64, auto commit of stored offsets
+ * every second (on top of kin_msg_done's own commits). A "consumer." or
+ * "producer." prefix sends a property to that client only; unprefixed ones go
+ * where librdkafka applies them. cfg's strings are copied. Caller frees *out
+ * with kin_free. */
 int kin_create(kin **out, const kin_config *cfg, inf_error *err);
 
 /* Destroys the handle without committing anything further (what was already
@@ -119,20 +142,44 @@ void kin_msg_done(kin *k, kin_msg *m);
 void kin_msg_free(kin *k, kin_msg *m);
 
 /* Produces m's raw value and key to the DLQ topic with headers
- * x-inferno-reason, x-inferno-source-topic, x-inferno-source-partition,
- * x-inferno-source-offset, x-inferno-request-id (when known), plus m's own
- * headers. Async: m is handed back by kin_poll_dlq_acks once the broker
- * confirmed it (librdkafka retries for message.timeout.ms, then this module
- * produces it again with a backoff of 0.5-30 s, so it is never dropped); the
- * caller keeps ownership of m meanwhile but must not free it or call
- * kin_msg_done on it before then. INF_EFULL when the producer queue is full,
- * INF_ESTATE without a DLQ topic. */
+ * x-inferno-reason (cut to 1 KiB), x-inferno-source-topic,
+ * x-inferno-source-partition, x-inferno-source-offset, x-inferno-request-id
+ * (when known), plus m's own headers. A copy that does not fit the producer's
+ * message.max.bytes (or that the broker refuses as too large) is truncated:
+ * the value is cut to fit, with headers x-inferno-truncated: "1" and
+ * x-inferno-original-size: <value bytes>; a huge key or huge own headers
+ * are cut or dropped too (the value first goes to 0 bytes).
+ * Async: m is handed back by kin_poll_dlq_acks once its copy was delivered
+ * or given up, so every accepted message comes back. Transient failures
+ * (broker away, timeouts) are produced again with a backoff of 0.5-30 s for
+ * as long as it takes; permanent ones (too large, invalid record, topic
+ * authorization, unknown topic, ...) get a truncated copy where size is the
+ * cause, and after KIN_DLQ_MAX_PERMANENT refused attempts the copy is given
+ * up (kin_stats dlq_given_up, kin_dlq_result). The caller keeps ownership of
+ * m meanwhile but must not free it or call kin_msg_done on it before then.
+ * INF_EFULL when the producer queue is full (call again later), INF_ESTATE
+ * without a DLQ topic or while m has a copy pending. */
 int kin_send_dlq(kin *k, const kin_msg *m, const char *reason, const char *request_id_or_null, inf_error *err);
 
-/* Fills msgs with up to max messages whose DLQ copy was delivered; returns
- * how many. The caller then calls kin_msg_done on each. Failed deliveries are
- * retried internally and only come back here once delivered. */
+#define KIN_DLQ_MAX_PERMANENT 5
+
+/* Fills msgs with up to max messages whose DLQ copy was delivered or given
+ * up; returns how many. The caller then calls kin_msg_done on each (its
+ * offset moves either way: a copy that can never be delivered must not
+ * block the partition) after looking at kin_dlq_result if it cares. */
 int kin_poll_dlq_acks(kin *k, kin_msg **msgs, int max);
+
+typedef enum kin_dlq_outcome {
+    KIN_DLQ_DELIVERED = 0, /* the whole copy is on the DLQ topic */
+    KIN_DLQ_TRUNCATED = 1, /* a truncated copy is (x-inferno-truncated) */
+    KIN_DLQ_GAVE_UP = 2    /* permanently refused: no copy */
+} kin_dlq_outcome;
+
+/* How the DLQ copy of m (from kin_poll_dlq_acks, before kin_msg_done) ended;
+ * *value_bytes (may be NULL): value bytes the delivered copy carried; *why
+ * (may be NULL): the last delivery error ("" if none), valid until
+ * kin_msg_done. */
+kin_dlq_outcome kin_dlq_result(const kin_msg *m, size_t *value_bytes, const char **why);
 
 /* Makes a kin_poll that is waiting (or the next one) return at once, e.g.
  * because another thread has work for the caller's loop. Any thread;
@@ -162,7 +209,11 @@ typedef struct kin_stats_t {
     int dlq_pending;              /* sent to the DLQ, not yet confirmed */
     int brokers_up;               /* 0: all brokers down (last reported) */
     int queued[KIN_MAX_TOPICS];   /* fetched locally, not yet returned by kin_poll (approximate) */
-    long long received, done, commits, commit_errors, rebalances, dlq_sent, dlq_failed, errors;
+    long long received, done, commits, commit_errors, rebalances, errors;
+    long long dlq_sent;           /* messages handed to the DLQ (kin_send_dlq accepted) */
+    long long dlq_failed;         /* failed delivery attempts of DLQ copies (each retry counts) */
+    long long dlq_given_up;       /* copies given up (permanent errors), messages handed back */
+    long long dlq_truncated;      /* copies delivered truncated */
     char last_error[256];         /* last Kafka error, "" if none */
     int n_parts;                  /* entries in parts (at most KIN_STATS_MAX_PARTS) */
     kin_part_stats parts[KIN_STATS_MAX_PARTS];

@@ -30,8 +30,17 @@ typedef struct kin_msg_i {
     int part_idx;
     uint32_t epoch;
     rd_kafka_headers_t *hdrs; /* the record's own headers, or NULL */
-    rd_kafka_headers_t *dlq_hdrs; /* headers of its DLQ copy while one is pending */
-    int dlq_attempts;
+    /* Its DLQ copy (kafka_dlq.c), while one is pending: */
+    rd_kafka_headers_t *dlq_hdrs; /* our x-inferno-* headers */
+    int dlq_attempts;             /* produce attempts (backoff) */
+    int dlq_refused;              /* permanent refusals (KIN_DLQ_MAX_PERMANENT) */
+    size_t dlq_limit;             /* record size the copy must fit */
+    size_t dlq_key_len, dlq_value_len; /* what the copy carries of key and value */
+    int dlq_own_hdrs;             /* the record's own headers ride along */
+    int dlq_cut;                  /* not the whole record: x-inferno-truncated */
+    /* Once handed back by kin_poll_dlq_acks (kin_dlq_result): */
+    int dlq_outcome;              /* kin_dlq_outcome */
+    char dlq_why[160];            /* last delivery error, "" if none */
 } kin_msg_i;
 
 /* A DLQ copy waiting to be produced again after a failed delivery. */
@@ -46,6 +55,8 @@ struct kin {
     int n_topics;
     char *dlq_topic;
     int max_inflight, urgent_reserve, commit_interval_ms;
+    size_t max_message_bytes;        /* kin_config's, resolved */
+    size_t dlq_max_bytes;            /* the DLQ producer's effective message.max.bytes */
 
     rd_kafka_t *rk;                  /* group consumer */
     rd_kafka_t *prod;                /* DLQ producer, NULL without a DLQ topic */
@@ -75,6 +86,7 @@ struct kin {
 
     int brokers_up;
     long long received, done, commits, commit_errors, rebalances, dlq_sent, dlq_failed, errors;
+    long long dlq_given_up, dlq_truncated;
     char last_error[256];
 };
 
@@ -98,6 +110,10 @@ int kin_config_validate(const kin_config *c, inf_error *err);
  * owns *out (rd_kafka_new takes it). */
 int kin_consumer_conf(const kin_config *c, rd_kafka_conf_t **out, inf_error *err);
 int kin_producer_conf(const kin_config *c, rd_kafka_conf_t **out, inf_error *err);
+/* max_message_bytes with the default applied. */
+size_t kin_max_message_bytes(const kin_config *c);
+/* The value of a librdkafka integer property in conf (-1 if unreadable). */
+long long kin_conf_num(const rd_kafka_conf_t *conf, const char *key);
 
 /* kafka_dlq.c */
 void kin_dlq_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);

@@ -11,6 +11,7 @@
 #define INF_TEST_WORKER_HARNESS_H
 
 #include <CUnit/CUnit.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
@@ -21,7 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -120,8 +123,8 @@ static int wh_producer_new(wh *h) {
     rd_kafka_conf_set(conf, "bootstrap.servers", h->brokers, errstr, sizeof errstr);
     rd_kafka_conf_set(conf, "linger.ms", "1", errstr, sizeof errstr);
     rd_kafka_conf_set(conf, "message.timeout.ms", "60000", errstr, sizeof errstr);
-    /* suites send messages over the worker's 1 MiB request limit */
-    rd_kafka_conf_set(conf, "message.max.bytes", "4194304", errstr, sizeof errstr);
+    /* room for requests over the worker's limit (worker_bigmsg) */
+    rd_kafka_conf_set(conf, "message.max.bytes", "16777216", errstr, sizeof errstr);
     rd_kafka_conf_set(conf, "log_level", "2", errstr, sizeof errstr);
     h->prod = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
     return h->prod ? 0 : -1;
@@ -318,6 +321,46 @@ static int wh_log_count(const wh *h, int i, const char *needle) {
     for (char *p = text; p && (p = strstr(p, needle)); p += strlen(needle)) n++;
     free(text);
     return n;
+}
+
+/* GET path from 127.0.0.1:port (the worker's --metrics-addr): the HTTP
+ * status, the whole response into buf (NUL-terminated), -1 on failure. */
+static int wh_http_get(int port, const char *path, char *buf, size_t cap) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {2, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: x\r\n\r\n", path);
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return -1;
+    }
+    size_t len = 0;
+    ssize_t k;
+    while (len + 1 < cap && (k = read(fd, buf + len, cap - 1 - len)) > 0) len += (size_t)k;
+    buf[len] = '\0';
+    close(fd);
+    int status = -1;
+    if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1) return -1;
+    return status;
+}
+
+/* Value of the unlabelled sample `name` in a Prometheus text body; -1 when
+ * absent. */
+static double wh_metric(const char *body, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = body; p && *p; p = strchr(p, '\n')) {
+        if (*p == '\n') p++;
+        if (strncmp(p, name, n) == 0 && p[n] == ' ') return atof(p + n + 1);
+    }
+    return -1;
 }
 
 /* ---- Redis reading -------------------------------------------------------------- */

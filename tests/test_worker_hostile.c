@@ -9,10 +9,7 @@
  * undecodable message whose id is only in its key, priority INT_MIN, and
  * admission stuck on Redis (readiness must say so, SIGTERM must work). After
  * each hostile request a plain one must still be answered: serving goes on. */
-#include <arpa/inet.h>
 #include <limits.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include "test_worker_harness.h"
 
@@ -53,32 +50,7 @@ static int suite_clean(void) {
 }
 
 /* GET path on the worker's metrics port: HTTP status, body into buf. */
-static int http_get(const char *path, char *buf, size_t cap) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return -1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)metrics_port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    struct timeval tv = {2, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return -1;
-    }
-    char req[256];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: x\r\n\r\n", path);
-    if (write(fd, req, (size_t)n) != n) {
-        close(fd);
-        return -1;
-    }
-    size_t len = 0;
-    ssize_t k;
-    while (len + 1 < cap && (k = read(fd, buf + len, cap - 1 - len)) > 0) len += (size_t)k;
-    buf[len] = '\0';
-    close(fd);
-    int status = -1;
-    if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1) return -1;
-    return status;
-}
+static int http_get(const char *path, char *buf, size_t cap) { return wh_http_get(metrics_port, path, buf, cap); }
 
 /* Sends request id with reply_stream rs (NULL: default) on topic. */
 static int send_rs(const char *topic, const char *id, const char *rs) {

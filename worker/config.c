@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "http.h"
+#include "kafka_in.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -73,6 +74,13 @@ static const opt OPTS[] = {
     {"urgent-reserve", 0, "INFERNO_URGENT_RESERVE", T_INT, F(urgent_reserve), "-1", -1, 1 << 20, NULL, "N",
      "In-flight slots kept free for more urgent topics: topic i pauses at max-inflight - i x N, so a flood "
      "of low-priority work cannot take the slots a high-priority request needs. -1 = max-inflight / 8."},
+    {"max-message-bytes", 0, "INFERNO_MAX_MESSAGE_BYTES", T_INT, F(max_message_bytes), "1048576",
+     KIN_MAX_MESSAGE_MIN, KIN_MAX_MESSAGE_MAX, NULL, "BYTES",
+     "Largest request message (Kafka value, framing included; also any one string in it) served; a bigger one "
+     "gets an error event (code request_too_large, to the id in its key) and goes to --dlq-topic, cut to fit. "
+     "The consumer fetches up to 2 x BYTES (at least 1000000), the DLQ producer's message.max.bytes is "
+     "BYTES + 16384; -X fetch.max.bytes or max.partition.fetch.bytes below BYTES, or message.max.bytes below "
+     "BYTES + 16384, are refused at start."},
     {"kafka-prop", 'X', "INFERNO_KAFKA_PROPS", T_LIST, F(props), NULL, 0, 0, NULL, "KEY=VALUE",
      "librdkafka property passed through; repeatable (environment: KEY=VALUE;KEY=VALUE)."},
     {"schemas", 0, "INFERNO_SCHEMAS", T_STR, F(schemas), "", 0, 0, NULL, "ID=FILE,...",

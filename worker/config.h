@@ -53,6 +53,7 @@ typedef struct wcfg {
     char *dlq_topic;
     int max_inflight;         /* 0: 2 x max_num_seqs */
     int urgent_reserve;       /* -1: max_inflight / 8 */
+    int max_message_bytes;    /* request size limit; Kafka fetch and DLQ limits follow */
     char *props[WCFG_MAX_PROPS]; /* "key=value" librdkafka passthrough */
     int n_props;
     /* Redis */

@@ -312,6 +312,17 @@ static void render_locked(wmetrics *m, int64_t now, FILE *f) {
     counter(f, "inferno_kafka_commit_errors_total", "Failed offset commits.", (double)k->commit_errors);
     counter(f, "inferno_kafka_rebalances_total", "Consumer group rebalances.", (double)k->rebalances);
     counter(f, "inferno_kafka_dlq_messages_total", "Messages produced to the dead-letter topic.", (double)k->dlq_sent);
+    /* Every message handed to the DLQ ends delivered (whole or truncated) or
+     * given up; pending ones hold their partition's commit back. */
+    counter(f, "inferno_dlq_sent_total", "Messages handed to the dead-letter producer.", (double)k->dlq_sent);
+    counter(f, "inferno_dlq_failed_total", "Failed delivery attempts of dead-letter copies (each retry counts).",
+            (double)k->dlq_failed);
+    counter(f, "inferno_dlq_given_up_total",
+            "Dead-letter copies given up after permanent errors (the message was committed without one).",
+            (double)k->dlq_given_up);
+    counter(f, "inferno_dlq_truncated_total", "Dead-letter copies delivered with their value cut to fit.",
+            (double)k->dlq_truncated);
+    gauge(f, "inferno_dlq_pending", "Dead-letter copies neither delivered nor given up yet.", k->dlq_pending);
 
     const rds_stats_t *r = &g->redis;
     gauge(f, "inferno_redis_connected", "1 while the Redis output connection is up.", r->connected ? 1 : 0);

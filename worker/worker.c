@@ -177,6 +177,13 @@ int worker_create(worker **out, const wcfg *cfg, inf_error *err) {
                         cfg->metrics_addr, whttp_port(w->http));
     }
     if (!rc) rc = inf_avro_registry_create(&w->reg, err);
+    if (!rc) {
+        /* One limit for a request and any of its strings: the Kafka side
+         * fetches and dead-letters by the same figure (kin_config). */
+        inf_avro_limits lim = inf_avro_registry_limits(w->reg);
+        lim.max_message_bytes = lim.max_string_bytes = (size_t)cfg->max_message_bytes;
+        inf_avro_registry_set_limits(w->reg, &lim);
+    }
     if (!rc) rc = register_schemas(w, err);
 
     if (!rc) {
@@ -225,6 +232,7 @@ int worker_create(worker **out, const wcfg *cfg, inf_error *err) {
         kc.props = (const char *const *)cfg->props;
         kc.n_props = cfg->n_props;
         kc.client_id = cfg->worker_id;
+        kc.max_message_bytes = cfg->max_message_bytes;
         rc = kin_create(&w->kin, &kc, err);
         if (rc) inf_error_wrap(err, rc, "Kafka");
         else atomic_store(&w->kin_ready, w->kin);

@@ -339,12 +339,25 @@ void wk_retry_dlq(struct worker *w) {
 }
 
 void wk_on_dlq_ack(struct worker *w, kin_msg *m) {
-    for (wjob *j = w->jobs_head; j; j = j->next)
-        if (j->msg == m) {
-            if (--j->waits <= 0) job_finish(w, j);
-            return;
-        }
-    kin_msg_done(w->kin, m); /* not ours any more (should not happen) */
+    size_t sent = 0;
+    const char *why = NULL;
+    kin_dlq_outcome out = kin_dlq_result(m, &sent, &why);
+    wjob *j = w->jobs_head;
+    while (j && j->msg != m) j = j->next;
+    const char *id = j && j->id[0] ? j->id : NULL;
+    /* Either way the message is done: a copy that can never be delivered
+     * must not hold its partition's commit (and a drain) forever. */
+    if (out == KIN_DLQ_GAVE_UP)
+        WLOG_E(&w->log, id, "DLQ copy of %s/%d@%lld given up (%s); committing it without one", m->topic,
+               (int)m->partition, (long long)m->offset, why);
+    else if (out == KIN_DLQ_TRUNCATED)
+        WLOG_W(&w->log, id, "DLQ copy of %s/%d@%lld truncated to %zu of %zu value bytes%s%s", m->topic,
+               (int)m->partition, (long long)m->offset, sent, m->value_len, why[0] ? " after: " : "", why);
+    if (!j) {
+        kin_msg_done(w->kin, m); /* not ours any more (should not happen) */
+        return;
+    }
+    if (--j->waits <= 0) job_finish(w, j);
 }
 
 void wk_on_redis_ack(struct worker *w, void *ctx) {
@@ -404,11 +417,37 @@ static char *metadata_to_json(const inf_request *r) {
     return buf;
 }
 
+/* A message that cannot be decoded: the sender's id from the record if it
+ * decoded that far (meta_id, may be ""), else the message key (producers key
+ * by request id), so the error reaches its default stream; then the DLQ. */
+static void reject_undecoded(struct worker *w, wjob *j, const char *meta_id, const char *code, const char *message) {
+    const kin_msg *m = j->msg;
+    const char *id = meta_id[0] && inf_request_id_valid(meta_id)           ? meta_id
+                     : m->key && inf_request_id_valid((const char *)m->key) ? (const char *)m->key
+                                                                            : NULL;
+    if (id) {
+        snprintf(j->id, sizeof j->id, "%s", id);
+        /* The request's own id is in flight already: its stream belongs
+         * to that request, so this message goes to the DLQ only. */
+        if (!job_by_id(w, j->id, j)) default_stream(w, j, j->id, NULL);
+    }
+    job_reject(w, j, code, message);
+}
+
 void wk_on_message(struct worker *w, kin_msg *m) {
     wjob *j = job_new(w, m);
     if (!j) {
         WLOG_E(&w->log, NULL, "out of memory for a request; leaving it for redelivery");
         kin_msg_free(w->kin, m);
+        return;
+    }
+    if (m->value_len > (size_t)w->cfg->max_message_bytes) {
+        /* Not decoded at all: the sender learns the size and the limit, and
+         * the DLQ gets the copy (cut to fit, kin_send_dlq). */
+        char msg[160];
+        snprintf(msg, sizeof msg, "request message of %zu bytes exceeds the %d-byte limit (--max-message-bytes)",
+                 m->value_len, w->cfg->max_message_bytes);
+        reject_undecoded(w, j, "", "request_too_large", msg);
         return;
     }
     inf_avro_meta meta;
@@ -417,18 +456,7 @@ void wk_on_message(struct worker *w, kin_msg *m) {
     int rc = m->value ? inf_avro_decode(w->reg, m->value, m->value_len, &j->req, &meta, &err)
                       : inf_error_set(&err, INF_EFORMAT, "the message has no value");
     if (rc) {
-        /* The sender's id: from the record if it decoded that far, else the
-         * message key (producers key by request id). */
-        const char *id = meta.request_id[0] && inf_request_id_valid(meta.request_id) ? meta.request_id
-                         : m->key && inf_request_id_valid(m->key)                   ? (const char *)m->key
-                                                                                    : NULL;
-        if (id) {
-            snprintf(j->id, sizeof j->id, "%s", id);
-            /* The request's own id is in flight already: its stream belongs
-             * to that request, so this message goes to the DLQ only. */
-            if (!job_by_id(w, j->id, j)) default_stream(w, j, j->id, NULL);
-        }
-        job_reject(w, j, rc == INF_ERANGE ? "invalid_params" : "bad_message", err.msg);
+        reject_undecoded(w, j, meta.request_id, rc == INF_ERANGE ? "invalid_params" : "bad_message", err.msg);
         return;
     }
     j->has_req = 1;
