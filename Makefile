@@ -6,6 +6,7 @@
 #   make test-cuda-emu  the GPU suites on the CUDA emulator (emu/), full form
 #   make asan        the same suites under -fsanitize=address,undefined
 #   make bench       CPU benchmarks (tables on stdout)
+#   make soak        memory soak: the worker's RSS over 20 rounds of 1,000 requests
 #   make fuzz        libFuzzer target for the GGUF reader (FUZZ_SECONDS=600)
 #   make run         the main job (README)
 #
@@ -89,7 +90,7 @@ TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_NAMES := $(patsubst tests/test_%.c,%,$(TEST_SRCS))
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/tests/testutil.o $(BUILD)/tests/runner.o $(BUILD)/tests/registry.o
 
-.PHONY: all test asan bench fuzz run deps clean test-cuda-emu
+.PHONY: all test asan bench soak fuzz run deps clean test-cuda-emu
 all: $(PROGS) $(BIN)/inferno-tests
 
 deps:
@@ -165,6 +166,13 @@ asan: deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	$(BIN)/inferno-bench $(BENCH_ARGS)
+
+# Embedded deployment (mock Kafka, redis-server, worker on the tiny model)
+# under SOAK_ROUNDS x SOAK_REQUESTS requests; one RSS row per round, exit 1
+# unless RSS stays within SOAK_TOLERANCE_PCT after SOAK_WARMUP rounds.
+soak: deps
+	@$(MAKE) --no-print-directory all
+	tools/soak.sh
 
 FUZZ_SECONDS ?= 600
 FUZZ_CC ?= clang
