@@ -102,6 +102,7 @@ metric() { # NAME: its value from /metrics, or "-"
   curl -fsS "http://127.0.0.1:$mport/metrics" 2>/dev/null | awk -v n="$1" '$1 == n {v=$2} END {print (v == "" ? "-" : v)}'
 }
 mib() { awk -v b="$1" 'BEGIN { if (b == "-") print "-"; else printf "%.1f", b / 1048576 }'; }
+mib2() { awk -v b="$1" 'BEGIN { if (b == "-") print "-"; else printf "%.2f", b / 1048576 }'; } # heap: finer, to see slow drift
 
 echo "soak: $rounds rounds x $per_round requests, concurrency $conc, prompt $ptok tokens, max_tokens $mtok"
 echo "model $model; worker pid $wpid${MALLOC_ARENA_MAX:+; MALLOC_ARENA_MAX=$MALLOC_ARENA_MAX}; extra args: ${SOAK_WORKER_ARGS:-none}"
@@ -121,8 +122,8 @@ for ((r=1; r<=rounds; r++)); do
   rss+=("$k")
   printf '%5d %8d %6d %8.1f %9.1f %10s %10s %9s %5d\n' "$r" "$((r * per_round))" "$failed" "$(awk -v k="$k" 'BEGIN{print k/1024}')" \
     "$(awk -v k="$(anon_kb)" 'BEGIN{print k/1024}')" \
-    "$(mib "$(metric process_resident_memory_bytes)")" "$(mib "$(metric inferno_heap_inuse_bytes)")" \
-    "$(mib "$(metric inferno_heap_free_bytes)")" "$((SECONDS - t0))"
+    "$(mib "$(metric process_resident_memory_bytes)")" "$(mib2 "$(metric inferno_heap_inuse_bytes)")" \
+    "$(mib2 "$(metric inferno_heap_free_bytes)")" "$((SECONDS - t0))"
 done
 
 base=${rss[$((warmup - 1))]}

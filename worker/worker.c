@@ -210,6 +210,10 @@ int worker_create(worker **out, const wcfg *cfg, inf_error *err) {
         ec.max_model_len = cfg->max_model_len;
         ec.aging_ms = cfg->aging_ms;
         ec.enable_prefix_caching = cfg->prefix_caching;
+        /* The KV cache is the worker's largest allocation and bounded by
+         * --kv-cache-mb: resident from the start, so RSS does not climb for
+         * thousands of requests and a host short of memory fails now. */
+        ec.kv_prefault = 1;
         rc = engine_open(&w->eng, &ec, cfg->model, err);
     }
     if (!rc) {
