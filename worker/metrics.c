@@ -358,6 +358,9 @@ static void render_locked(wmetrics *m, int64_t now, const wm_mem *mem, FILE *f) 
     counter(f, "inferno_redis_write_errors_total", "Failed Redis writes (batches and rejected entries).",
             (double)r->write_errors);
     counter(f, "inferno_redis_reconnects_total", "Redis reconnections.", (double)r->reconnects);
+    counter(f, "inferno_redis_permission_errors_total",
+            "Redis commands refused for want of a permission or credentials (NOPERM, NOAUTH, WRONGPASS).",
+            (double)r->refusals);
     gauge(f, "inferno_redis_batch_latency_seconds", "Round trip of the last pipelined batch.", r->last_publish_ms / 1000.0);
     histogram(f, "inferno_redis_publish_latency_seconds", "Final entry queued to confirmed by Redis.", &m->h[H_PUBLISH]);
 
