@@ -7,6 +7,7 @@
 #   make asan        the same suites under -fsanitize=address,undefined
 #   make bench       CPU benchmarks (tables on stdout)
 #   make chaos       the chaos suite's long form (CHAOS_REQUESTS=10000)
+#   make soak        memory soak: the worker's RSS over 20 rounds of 1,000 requests
 #   make fuzz        libFuzzer target for the GGUF reader (FUZZ_SECONDS=600)
 #   make run         the main job (README)
 #
@@ -90,7 +91,7 @@ TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_NAMES := $(patsubst tests/test_%.c,%,$(TEST_SRCS))
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/tests/testutil.o $(BUILD)/tests/runner.o $(BUILD)/tests/registry.o
 
-.PHONY: all test asan bench chaos fuzz run deps clean test-cuda-emu
+.PHONY: all test asan bench chaos soak fuzz run deps clean test-cuda-emu
 all: $(PROGS) $(BIN)/inferno-tests
 
 deps:
@@ -173,6 +174,12 @@ CHAOS_REQUESTS ?= 10000
 chaos: deps
 	@$(MAKE) --no-print-directory all
 	INFERNO_CHAOS_REQUESTS=$(CHAOS_REQUESTS) $(BIN)/inferno-tests chaos
+# Embedded deployment (mock Kafka, redis-server, worker on the tiny model)
+# under SOAK_ROUNDS x SOAK_REQUESTS requests; one RSS row per round, exit 1
+# unless RSS stays within SOAK_TOLERANCE_PCT after SOAK_WARMUP rounds.
+soak: deps
+	@$(MAKE) --no-print-directory all
+	tools/soak.sh
 
 FUZZ_SECONDS ?= 600
 FUZZ_CC ?= clang

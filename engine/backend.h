@@ -27,6 +27,8 @@ typedef struct backend_config {
     backend_kv_type kv_type;
     int max_batch_tokens;   /* largest n_tokens a forward call may get (scratch sizing) */
     double gpu_memory_fraction; /* CUDA: share of free memory for the KV cache (0: use kv_cache_bytes) */
+    int kv_prefault;        /* CPU: 1 = touch every page of the KV cache at creation (see
+                               engine_config.kv_prefault); the GPU cache is device memory */
 } backend_config;
 
 /* Defaults: all cores, 256 MiB KV, blocks of 16, F16 KV, 512-token batches. */
@@ -97,6 +99,11 @@ int backend_cpu_create(backend **out, const gguf_file *f, const backend_config *
  * program was built without CUDA; INF_ENOMEM naming what did not fit. */
 int backend_cuda_create(backend **out, const gguf_file *f, const backend_config *cfg,
                         inf_error *err);
+
+/* CPU backend: bytes of its KV cache (K and V, every layer) in *total and
+ * how many of them are resident in RAM now (mincore), the return value. For
+ * tests and diagnostics; 0 (and *total 0) for another backend. */
+size_t backend_cpu_kv_resident(const backend *b, size_t *total);
 
 /* 1 if a CUDA device the backend can use is present (why gets its name);
  * 0 otherwise, with the reason in why (cap bytes, may be NULL). */

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "cpu_ops.h"
@@ -167,6 +169,34 @@ static float *act_alloc(size_t n_floats) {
     return aligned_alloc(64, bytes ? bytes : 64);
 }
 
+/* Writes one byte per page (zero, which calloc's pages already hold) so the
+ * kernel backs every page now. volatile: the stores must not be dropped as
+ * redundant after calloc. */
+static void prefault(uint8_t *p, size_t bytes) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    if (page == 0 || page > (1u << 24)) page = 4096;
+    volatile uint8_t *v = p;
+    for (size_t off = 0; off < bytes; off += page) v[off] = 0;
+    if (bytes) v[bytes - 1] = 0;
+}
+
+/* Bytes of [p, p + bytes) resident in RAM (mincore over the whole pages
+ * the range touches); 0 when it cannot be told. */
+static size_t resident_bytes(const uint8_t *p, size_t bytes) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    if (!p || !bytes || page == 0) return 0;
+    uintptr_t lo = (uintptr_t)p & ~(uintptr_t)(page - 1), hi = (uintptr_t)p + bytes;
+    size_t pages = (hi - lo + page - 1) / page;
+    unsigned char *vec = malloc(pages);
+    if (!vec) return 0;
+    size_t n = 0;
+    if (mincore((void *)lo, hi - lo, vec) == 0)
+        for (size_t i = 0; i < pages; i++) n += vec[i] & 1;
+    free(vec);
+    n *= page;
+    return n > bytes ? bytes : n;
+}
+
 static int alloc_buffers(cpu_backend *c, const backend_config *cfg, inf_error *err) {
     const model_desc *d = &c->base.desc;
     size_t T = (size_t)c->base.max_batch_tokens;
@@ -202,8 +232,13 @@ static int alloc_buffers(cpu_backend *c, const backend_config *cfg, inf_error *e
     if (!c->k_cache || !c->v_cache)
         return inf_error_set(err, INF_ENOMEM, "out of memory for a %zu-byte KV cache",
                              2 * d->n_layer * c->kv_layer_bytes);
+    if (cfg->kv_prefault) {
+        prefault(c->k_cache, d->n_layer * c->kv_layer_bytes);
+        prefault(c->v_cache, d->n_layer * c->kv_layer_bytes);
+    }
     return 0;
 }
+
 
 static void cpu_free(backend *b) {
     cpu_backend *c = (cpu_backend *)b;
@@ -452,4 +487,13 @@ int backend_cpu_create(backend **out, const gguf_file *f, const backend_config *
              inf_pool_size(c->pool), cpu_ops_describe());
     *out = &c->base;
     return 0;
+}
+
+size_t backend_cpu_kv_resident(const backend *b, size_t *total) {
+    *total = 0;
+    if (!b || b->vt != &cpu_vtbl) return 0;
+    const cpu_backend *c = (const cpu_backend *)b;
+    size_t n = (size_t)c->base.desc.n_layer * c->kv_layer_bytes;
+    *total = 2 * n;
+    return resident_bytes(c->k_cache, n) + resident_bytes(c->v_cache, n);
 }

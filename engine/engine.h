@@ -95,6 +95,15 @@ typedef struct engine_config {
      * INFERNO_DEVICE_SAMPLING=0: always the CPU sampler. engine_get_config
      * reports the effective setting (0 on the CPU backend). */
     int device_sampling;
+    /* 1: the CPU backend writes every page of its KV cache at creation, so
+     * the whole budget is resident from the start. Without it the pages are
+     * faulted in on first use, and with prefix caching (released blocks stay
+     * cached; allocation takes never-used blocks first) resident memory
+     * climbs request by request until every block was used once - bounded by
+     * kv_cache_bytes, but it looks like a leak and a host short of memory
+     * fails hours later instead of at start. Default 0 (tools, tests); the
+     * worker sets it. Ignored on the GPU. */
+    int kv_prefault;
     /* Clock in microseconds since the Unix epoch; NULL: CLOCK_REALTIME. Tests
      * pass a fake one so deadlines and timings are deterministic. */
     int64_t (*clock_us)(void *ctx);

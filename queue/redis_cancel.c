@@ -70,13 +70,30 @@ static int wait_stop(rds *r, int ms) {
     return poll(&p, 1, ms) > 0;
 }
 
-static void handle_reply(rds *r, redisReply *rep) {
-    /* ["message", channel, payload]; subscribe confirmations are ignored. */
+/* Returns 1 for the subscription's confirmation, 0 for other replies, -1
+ * when Redis refused the subscription: the connection is then of
+ * no use (nothing will ever arrive on it), so it is dropped and retried with
+ * backoff, and the refusal is reported (rds_stats) rather than swallowed -
+ * a user without the channel permission would otherwise miss every cancel
+ * in silence. */
+static int handle_reply(rds *r, redisReply *rep) {
+    if (rep->type == REDIS_REPLY_ERROR) {
+        char msg[RDS_REFUSAL_MAX];
+        rds__format_reply_error(msg, sizeof msg, "SUBSCRIBE", r->cfg.cancel_channel, rep->str);
+        rds__set_last_error(r, msg);
+        rds__note_refusal(r, msg);
+        return -1;
+    }
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 && rep->element[0]->type == REDIS_REPLY_STRING &&
+        strcmp(rep->element[0]->str, "subscribe") == 0)
+        return 1;
+    /* ["message", channel, payload] */
     if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
         rep->element[0]->type == REDIS_REPLY_STRING && strcmp(rep->element[0]->str, "message") == 0 &&
         rep->element[2]->type == REDIS_REPLY_STRING &&
         valid_id(rep->element[2]->str, rep->element[2]->len))
         push_id(r, rep->element[2]->str, rep->element[2]->len);
+    return 0;
 }
 
 static void *cancel_main(void *arg) {
@@ -86,6 +103,7 @@ static void *cancel_main(void *arg) {
         redisContext *c = NULL;
         inf_error e = {0};
         if (rds_connect(&r->url, r->cfg.connect_timeout_ms, &c, &e) != 0) {
+            rds__note_refusal(r, e.msg);
             backoff = backoff ? (backoff * 2 > 2000 ? 2000 : backoff * 2) : 50;
             if (wait_stop(r, backoff)) return NULL;
             continue;
@@ -94,13 +112,16 @@ static void *cancel_main(void *arg) {
         int ok = redisAppendCommandArgv(c, 2, argv, NULL) == REDIS_OK;
         int done = 0;
         while (ok && !done) ok = redisBufferWrite(c, &done) == REDIS_OK;
-        if (ok) backoff = 0;
         while (ok) {
             void *rep = NULL;
             if (redisGetReplyFromReader(c, &rep) != REDIS_OK) break;
             if (rep) {
-                handle_reply(r, rep);
+                int h = handle_reply(r, rep);
                 freeReplyObject(rep);
+                ok = h >= 0;
+                /* only a confirmed subscription ends the backoff: a refused
+                 * one must not reconnect at full speed */
+                if (h == 1) backoff = 0;
                 continue;
             }
             struct pollfd p[2] = {{c->fd, POLLIN, 0}, {r->cancel_pipe[0], POLLIN, 0}};
@@ -112,7 +133,8 @@ static void *cancel_main(void *arg) {
             }
             if (p[0].revents && redisBufferRead(c) != REDIS_OK) break;
         }
-        rds__set_last_error(r, c->errstr[0] ? c->errstr : "redis: cancel subscriber lost its connection");
+        if (ok || c->errstr[0]) /* a refusal was recorded by handle_reply */
+            rds__set_last_error(r, c->errstr[0] ? c->errstr : "redis: cancel subscriber lost its connection");
         redisFree(c);
         backoff = backoff ? (backoff * 2 > 2000 ? 2000 : backoff * 2) : 50;
         if (wait_stop(r, backoff)) return NULL;

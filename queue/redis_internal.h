@@ -79,8 +79,10 @@ struct rds {
     size_t refused_len, refused_cap;
     struct rds_claimed *claimed; /* streams whose claim failed: their entries are dropped */
     long long written, write_errors, reconnects;
+    long long refusals;    /* commands refused for want of a permission or credentials */
     double last_publish_ms;
     char last_error[160];
+    char last_refusal[RDS_REFUSAL_MAX];
     int stopping;
     atomic_int connected;
     pthread_t sender;
@@ -138,6 +140,20 @@ long long rds__epoch_ms(void); /* wall clock */
 
 /* Records msg as last_error (takes r->mu itself). */
 void rds__set_last_error(rds *r, const char *msg);
+
+/* 1 if a Redis error means the connection's user may not do this (NOPERM)
+ * or is not who it claims (NOAUTH, WRONGPASS): only an operator fixes it. */
+int rds__is_refusal(const char *msg);
+
+/* Counts msg as a refusal and keeps it as last_refusal when rds__is_refusal
+ * says so (takes r->mu itself; the caller must not hold it). Retrying such a
+ * command is right (the ACL may be fixed), but silently retrying forever is
+ * not: rds_stats hands the count and message to the caller to report. */
+void rds__note_refusal(rds *r, const char *msg);
+
+/* Formats Redis error reply redis_msg of command cmd on key (NULL: none)
+ * into out, naming a missing permission as such. */
+void rds__format_reply_error(char *out, size_t cap, const char *cmd, const char *key, const char *redis_msg);
 
 /* Queue helpers (redis_out.c); callers hold r->mu where state is touched. */
 void rds__abs_deadline(struct timespec *ts, double ms_from_now);

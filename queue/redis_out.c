@@ -55,6 +55,28 @@ void rds__set_last_error(rds *r, const char *msg) {
     pthread_mutex_unlock(&r->mu);
 }
 
+int rds__is_refusal(const char *msg) {
+    return msg && (strstr(msg, "NOPERM") || strstr(msg, "NOAUTH") || strstr(msg, "WRONGPASS"));
+}
+
+void rds__note_refusal(rds *r, const char *msg) {
+    if (!rds__is_refusal(msg)) return;
+    pthread_mutex_lock(&r->mu);
+    r->refusals++;
+    snprintf(r->last_refusal, sizeof r->last_refusal, "%s", msg);
+    pthread_mutex_unlock(&r->mu);
+}
+
+void rds__format_reply_error(char *out, size_t cap, const char *cmd, const char *key, const char *redis_msg) {
+    const char *k = key ? key : "";
+    /* NOPERM names the command or says "one of the keys/channels": the
+     * operator needs to know which user setting to change. */
+    if (redis_msg && strncmp(redis_msg, "NOPERM", 6) == 0)
+        snprintf(out, cap, "redis %s%s%.120s: the Redis user lacks a permission: %s", cmd, *k ? " " : "", k, redis_msg);
+    else
+        snprintf(out, cap, "redis %s%s%.120s: %s", cmd, *k ? " " : "", k, redis_msg ? redis_msg : "");
+}
+
 /* ---- entries ------------------------------------------------------------ */
 
 /* Builds an XADD entry: XADD key [MAXLEN ~ N] * f1 v1 ... from (field,
@@ -451,6 +473,8 @@ void rds_stats(rds *r, rds_stats_t *out) {
     out->reconnects = r->reconnects;
     out->last_publish_ms = r->last_publish_ms;
     snprintf(out->last_error, sizeof out->last_error, "%s", r->last_error);
+    out->refusals = r->refusals;
+    snprintf(out->last_refusal, sizeof out->last_refusal, "%s", r->last_refusal);
     pthread_mutex_unlock(&r->mu);
     pthread_mutex_lock(&r->cmu);
     out->cancels_received = r->cancels_received;

@@ -56,6 +56,7 @@
 #include "status.h"
 
 #define RDS_ID_MAX 128 /* request ids are 1..128 bytes */
+#define RDS_REFUSAL_MAX 320 /* rds_stats_t.last_refusal */
 
 typedef struct rds rds;
 struct redisContext; /* hiredis */
@@ -265,6 +266,11 @@ typedef struct rds_stats_t {
     long long write_errors;     /* failed batches + entries rejected by Redis */
     long long reconnects;       /* successful connects after the first */
     long long cancels_received; /* valid ids received on cancel_channel */
+    long long refusals;         /* commands Redis refused for want of a permission (NOPERM) or
+                                   credentials (NOAUTH, WRONGPASS), on any of the client's
+                                   connections: sender, checker/queries, cancel subscriber.
+                                   Each is retried, but only an operator can fix it */
+    char last_refusal[RDS_REFUSAL_MAX]; /* the latest of those, naming command, key or channel */
     double last_publish_ms;     /* latency of the last confirmed pipelined batch */
     int connected;              /* = rds_connected */
     char last_error[160];       /* last connection/write error, "" if none yet */

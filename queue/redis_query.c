@@ -23,18 +23,21 @@ static redisReply *qcmd(rds *r, int argc, const char **argv, const size_t *lens,
     for (int attempt = 0; attempt < 2; attempt++) {
         if (!r->qc) {
             redisContext *c;
-            if (rds_connect(&r->url, r->cfg.connect_timeout_ms, &c, err) != 0) return NULL;
+            if (rds_connect(&r->url, r->cfg.connect_timeout_ms, &c, err) != 0) {
+                if (err) rds__note_refusal(r, err->msg); /* WRONGPASS: user or password wrong */
+                return NULL;
+            }
             r->qc = c;
         }
         redisReply *rep = redisCommandArgv(r->qc, argc, argv, lens);
         if (rep) {
             if (rep->type == REDIS_REPLY_ERROR) {
                 int tr = rds__transient_error(rep->str);
-                if (tr && strncmp(rep->str, "NOPERM", 6) == 0)
-                    inf_error_set(err, INF_EIO, "redis %s %s: the Redis user lacks a permission: %s", argv[0],
-                                  argc > 1 ? argv[1] : "", rep->str);
-                else
-                    inf_error_set(err, tr ? INF_EIO : INF_EFORMAT, "redis %s: %s", argv[0], rep->str);
+                char msg[INF_ERROR_MSG_MAX];
+                rds__format_reply_error(msg, sizeof msg, argv[0], rds__is_refusal(rep->str) && argc > 1 ? argv[1] : NULL,
+                                        rep->str);
+                inf_error_set(err, tr ? INF_EIO : INF_EFORMAT, "%s", msg);
+                rds__note_refusal(r, msg);
                 freeReplyObject(rep);
                 return NULL;
             }

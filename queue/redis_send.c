@@ -25,10 +25,21 @@ int rds__transient_error(const char *s) {
     return 0;
 }
 
-/* 1 if the stream's last entry is a final one, 0 if not, -1 on I/O error. */
-static int last_is_final(redisContext *c, const char *key) {
+/* An error reply to a look-up: the look-up failed, which must not read as
+ * "not written" (that would resend an entry already in the stream). -2,
+ * with the error (e.g. NOPERM naming the command) in msg. */
+static int lookup_refused(redisReply *rep, const char *cmd, const char *key, char *msg, size_t cap) {
+    rds__format_reply_error(msg, cap, cmd, key, rep->str);
+    freeReplyObject(rep);
+    return -2;
+}
+
+/* 1 if the stream's last entry is a final one, 0 if not, -1 on I/O error,
+ * -2 on an error reply (msg says which). */
+static int last_is_final(redisContext *c, const char *key, char *msg, size_t cap) {
     redisReply *rep = redisCommand(c, "XREVRANGE %s + - COUNT 1", key);
     if (!rep) return -1;
+    if (rep->type == REDIS_REPLY_ERROR) return lookup_refused(rep, "XREVRANGE", key, msg, cap);
     int fin = 0;
     if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1) {
         redisReply *ent = rep->element[0];
@@ -49,10 +60,11 @@ static int last_is_final(redisContext *c, const char *key) {
 
 /* 1 if the stream's first entry is the start entry of request_id (a claim
  * sent before without a confirmed reply was executed), 0 if not, -1 on I/O
- * error. */
-static int first_is_claim(redisContext *c, const char *key, const char *request_id) {
+ * error, -2 on an error reply (msg says which). */
+static int first_is_claim(redisContext *c, const char *key, const char *request_id, char *msg, size_t cap) {
     redisReply *rep = redisCommand(c, "XRANGE %s - + COUNT 1", key);
     if (!rep) return -1;
+    if (rep->type == REDIS_REPLY_ERROR) return lookup_refused(rep, "XRANGE", key, msg, cap);
     int mine = 0;
     if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1) {
         redisReply *ent = rep->element[0];
@@ -79,7 +91,7 @@ typedef struct batch_result {
     int n_written;     /* of those, XADDs Redis confirmed (or found written) */
     int n_rejected;    /* of those, rejected permanently */
     int claim_refused[BATCH_MAX_ENTRIES]; /* 1: that entry was a claim the stream refused */
-    char errmsg[160];
+    char errmsg[RDS_REFUSAL_MAX];
 } batch_result;
 
 /* Pipelines the batch; the leading n_done entries are finished. */
@@ -92,7 +104,8 @@ static int send_batch(redisContext *c, rds_entry **b, int n, batch_result *res) 
     for (int i = 0; i < n; i++) {
         rds_entry *e = b[i];
         if (e->claim_id && e->sent > 0 && !e->skip_xadd) {
-            int mine = first_is_claim(c, e->argv[1], e->claim_id);
+            int mine = first_is_claim(c, e->argv[1], e->claim_id, res->errmsg, sizeof res->errmsg);
+            if (mine == -2) return SEND_TRANSIENT;
             if (mine < 0) {
                 snprintf(res->errmsg, sizeof res->errmsg, "redis: %s", c->errstr);
                 return SEND_CONN;
@@ -101,7 +114,8 @@ static int send_batch(redisContext *c, rds_entry **b, int n, batch_result *res) 
             continue;
         }
         if (!e->is_final || e->sent == 0 || e->skip_xadd) continue;
-        int fin = last_is_final(c, e->argv[1]);
+        int fin = last_is_final(c, e->argv[1], res->errmsg, sizeof res->errmsg);
+        if (fin == -2) return SEND_TRANSIENT;
         if (fin < 0) {
             snprintf(res->errmsg, sizeof res->errmsg, "redis: %s", c->errstr);
             return SEND_CONN;
@@ -134,8 +148,8 @@ static int send_batch(redisContext *c, rds_entry **b, int n, batch_result *res) 
                 return SEND_CONN;
             }
             if (rep->type == REDIS_REPLY_ERROR) {
-                snprintf(res->errmsg, sizeof res->errmsg, "redis %s: %s",
-                         k == 0 && !e->skip_xadd ? "XADD" : "EXPIRE", rep->str);
+                rds__format_reply_error(res->errmsg, sizeof res->errmsg, k == 0 && !e->skip_xadd ? "XADD" : "EXPIRE",
+                                        e->argv[1], rep->str);
                 int tr = rds__transient_error(rep->str);
                 freeReplyObject(rep);
                 /* Stop here: later replies may be fine, but entries after a
@@ -209,6 +223,13 @@ static void drop_claimed(rds *r) {
     }
 }
 
+/* rds__note_refusal for the sender, which holds r->mu. */
+static void note_refusal_locked(rds *r, const char *msg) {
+    if (!rds__is_refusal(msg)) return;
+    r->refusals++;
+    snprintf(r->last_refusal, sizeof r->last_refusal, "%.*s", RDS_REFUSAL_MAX - 1, msg);
+}
+
 void *rds__sender_main(void *arg) {
     rds *r = arg;
     redisContext *c = NULL;
@@ -244,6 +265,7 @@ void *rds__sender_main(void *arg) {
             pthread_mutex_lock(&r->mu);
             if (rc) {
                 snprintf(r->last_error, sizeof r->last_error, "%.159s", e.msg);
+                note_refusal_locked(r, e.msg);
                 backoff = backoff ? (backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2)
                                   : BACKOFF_MIN_MS;
                 next_connect = rds__now_ms() + backoff;
@@ -283,7 +305,10 @@ void *rds__sender_main(void *arg) {
         retire(r, res.n_done);
         r->written += res.n_written;
         r->write_errors += res.n_rejected;
-        if (res.errmsg[0]) snprintf(r->last_error, sizeof r->last_error, "%s", res.errmsg);
+        if (res.errmsg[0]) {
+            snprintf(r->last_error, sizeof r->last_error, "%.159s", res.errmsg);
+            note_refusal_locked(r, res.errmsg);
+        }
         if (rc == SEND_OK) {
             r->last_publish_ms = dt;
             backoff = 0;

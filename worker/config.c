@@ -42,7 +42,8 @@ static const opt OPTS[] = {
      "Backend threads; 0 = all cores."},
     {"kv-cache-mb", 0, "INFERNO_KV_CACHE_MB", T_INT, F(kv_cache_mb), "0", 0, 1 << 20, NULL, "MB",
      "KV cache budget in MiB; 0 = backend default (256 on the CPU; on a GPU, --gpu-memory-fraction "
-     "of the free memory). A budget given here wins over the fraction."},
+     "of the free memory). A budget given here wins over the fraction. On the CPU the whole budget is resident "
+     "from the start (docs/operations.md, \"Memory\")."},
     {"gpu-memory-fraction", 0, "INFERNO_GPU_MEMORY_FRACTION", T_FRAC, F(gpu_memory_fraction), "0.9", 0, 0,
      NULL, "F", "CUDA: share in (0, 1] of the GPU memory free after weights and workspace that the KV cache "
      "takes (ignored when --kv-cache-mb is set)."},

@@ -1,11 +1,13 @@
 /* metrics.c - see metrics.h. */
 #include "metrics.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define WM_MAX_BUCKETS 32
 
@@ -226,7 +228,32 @@ static const char *topic_name(const wmetrics *m, int idx) {
     return idx >= 0 && idx < m->n_topics ? m->topics[idx] : "?";
 }
 
-static void render_locked(wmetrics *m, int64_t now, FILE *f) {
+/* Process memory, read at scrape time on the HTTP thread (nothing the loop
+ * owns): resident set from /proc/self/statm, and glibc's own view of the
+ * heap, so a dashboard can tell memory the program holds (in use) from
+ * memory malloc keeps after free (fragmentation, arena retention). */
+typedef struct wm_mem {
+    double rss_bytes, heap_inuse_bytes, heap_free_bytes; /* < 0: unknown */
+} wm_mem;
+
+static void read_mem(wm_mem *mem) {
+    mem->rss_bytes = mem->heap_inuse_bytes = mem->heap_free_bytes = -1;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        unsigned long size = 0, resident = 0;
+        if (fscanf(f, "%lu %lu", &size, &resident) == 2) mem->rss_bytes = (double)resident * (double)sysconf(_SC_PAGESIZE);
+        fclose(f);
+    }
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+    /* mallinfo2 walks every arena's free lists under its lock: fine once a
+     * scrape, never called on the loop thread. */
+    struct mallinfo2 mi = mallinfo2();
+    mem->heap_inuse_bytes = (double)(mi.uordblks + mi.hblkhd);
+    mem->heap_free_bytes = (double)mi.fordblks;
+#endif
+}
+
+static void render_locked(wmetrics *m, int64_t now, const wm_mem *mem, FILE *f) {
     const wm_gauges *g = &m->g;
     const engine_stats *e = &g->engine;
     head(f, "inferno_info", "gauge", "Worker identity (value 1).");
@@ -243,6 +270,15 @@ static void render_locked(wmetrics *m, int64_t now, FILE *f) {
     fputs("} 1\n", f);
     gauge(f, "process_start_time_seconds", "Start time of the process since the Unix epoch in seconds.",
           m->start_time_s);
+    if (mem->rss_bytes >= 0) gauge(f, "process_resident_memory_bytes", "Resident memory size in bytes.", mem->rss_bytes);
+    if (mem->heap_inuse_bytes >= 0) {
+        gauge(f, "inferno_heap_inuse_bytes",
+              "Bytes allocated with malloc and not freed (glibc mallinfo2 uordblks + hblkhd; the KV cache included).",
+              mem->heap_inuse_bytes);
+        gauge(f, "inferno_heap_free_bytes",
+              "Bytes freed but kept by malloc for reuse (glibc mallinfo2 fordblks): fragmentation, not a leak.",
+              mem->heap_free_bytes);
+    }
 
     static const char *STATES[] = {"starting", "ready", "draining", "stopped"};
     head(f, "inferno_worker_state", "gauge", "1 for the worker's current state.");
@@ -333,6 +369,9 @@ static void render_locked(wmetrics *m, int64_t now, FILE *f) {
     counter(f, "inferno_redis_write_errors_total", "Failed Redis writes (batches and rejected entries).",
             (double)r->write_errors);
     counter(f, "inferno_redis_reconnects_total", "Redis reconnections.", (double)r->reconnects);
+    counter(f, "inferno_redis_permission_errors_total",
+            "Redis commands refused for want of a permission or credentials (NOPERM, NOAUTH, WRONGPASS).",
+            (double)r->refusals);
     gauge(f, "inferno_redis_batch_latency_seconds", "Round trip of the last pipelined batch.", r->last_publish_ms / 1000.0);
     histogram(f, "inferno_redis_publish_latency_seconds", "Final entry queued to confirmed by Redis.", &m->h[H_PUBLISH]);
 
@@ -346,8 +385,10 @@ int wm_render(wmetrics *m, int64_t now_mono_ms, char **out, size_t *len, inf_err
     *len = 0;
     FILE *f = open_memstream(out, len);
     if (!f) return inf_error_set(err, INF_ENOMEM, "out of memory");
+    wm_mem mem;
+    read_mem(&mem); /* outside the lock: the loop thread never waits for it */
     pthread_mutex_lock(&m->mu);
-    render_locked(m, now_mono_ms, f);
+    render_locked(m, now_mono_ms, &mem, f);
     pthread_mutex_unlock(&m->mu);
     if (fclose(f) != 0) {
         free(*out);

@@ -16,6 +16,7 @@
 #define ABORT_ACK_WAIT_MS 5000 /* after aborting: how long Redis gets to confirm */
 #define CLOSE_TIMEOUT_MS 10000
 #define METRICS_REFRESH_MS 100 /* how stale /metrics and /readyz may be */
+#define REFUSAL_LOG_MS 10000   /* Redis permission refusals: one log line per interval at most */
 
 int64_t wk_now_ms(void) {
     struct timespec ts;
@@ -36,6 +37,28 @@ double wk_mono_ms_f(void) {
     return (double)ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
 }
 
+/* Redis refused commands for want of a permission or credentials (an ACL
+ * without a command, key pattern or channel the worker needs, a wrong
+ * password). Every such command is retried by the thread that sent it, so
+ * nothing else would say why answers, cancels or heartbeats stopped: a
+ * refusal of another command than the last one logged is logged at once,
+ * more of the same at most once per REFUSAL_LOG_MS while it goes on. */
+static void report_refusals(struct worker *w, const rds_stats_t *st) {
+    if (st->refusals == w->refusals_logged) return;
+    char cmd[sizeof w->refusal_cmd] = "";
+    const char *p = strncmp(st->last_refusal, "redis ", 6) == 0 ? st->last_refusal + 6 : st->last_refusal;
+    snprintf(cmd, sizeof cmd, "%.*s", (int)strcspn(p, " :"), p);
+    int64_t now = mono_ms();
+    if (now < w->next_refusal_log_ms && strcmp(cmd, w->refusal_cmd) == 0) return;
+    snprintf(w->refusal_cmd, sizeof w->refusal_cmd, "%s", cmd);
+    WLOG_E(&w->log, NULL,
+           "Redis refused %lld command(s) for want of a permission or credentials; the last: %s "
+           "(docs/operations.md \"Redis ACL\" lists what the worker's user needs)",
+           st->refusals - w->refusals_logged, st->last_refusal);
+    w->refusals_logged = st->refusals;
+    w->next_refusal_log_ms = now + REFUSAL_LOG_MS;
+}
+
 /* Snapshot for the HTTP thread (metrics.h): the loop thread is the only one
  * that talks to the engine and the clients. Also keeps w->st for heartbeats. */
 static void refresh_metrics(struct worker *w) {
@@ -53,7 +76,10 @@ static void refresh_metrics(struct worker *w) {
         kin_stats(w->kin, &g.kafka);
         g.in_flight = g.kafka.inflight;
     }
-    if (w->rds) rds_stats(w->rds, &g.redis);
+    if (w->rds) {
+        rds_stats(w->rds, &g.redis);
+        report_refusals(w, &g.redis);
+    }
     g.last_heartbeat_ms = w->last_hb_ok_ms;
     g.heartbeat_failures = w->hb_failures;
     g.heartbeat_ok = w->hb_ok;
@@ -217,6 +243,10 @@ int worker_create(worker **out, const wcfg *cfg, inf_error *err) {
         ec.max_model_len = cfg->max_model_len;
         ec.aging_ms = cfg->aging_ms;
         ec.enable_prefix_caching = cfg->prefix_caching;
+        /* The KV cache is the worker's largest allocation and bounded by
+         * --kv-cache-mb: resident from the start, so RSS does not climb for
+         * thousands of requests and a host short of memory fails now. */
+        ec.kv_prefault = 1;
         rc = engine_open(&w->eng, &ec, cfg->model, err);
     }
     if (!rc) {

@@ -87,6 +87,9 @@ struct worker {
     uint64_t hb_prev_tokens;
     long long hb_failures;
     int hb_ok;
+    long long refusals_logged;         /* rds_stats refusals already logged */
+    char refusal_cmd[32];              /* the command of the last refusal logged */
+    int64_t next_refusal_log_ms;       /* monotonic: no refusal log line before */
     int draining, aborting;
 };
 
