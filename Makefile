@@ -174,6 +174,7 @@ CHAOS_REQUESTS ?= 10000
 chaos: deps
 	@$(MAKE) --no-print-directory all
 	INFERNO_CHAOS_REQUESTS=$(CHAOS_REQUESTS) $(BIN)/inferno-tests chaos
+
 # Embedded deployment (mock Kafka, redis-server, worker on the tiny model)
 # under SOAK_ROUNDS x SOAK_REQUESTS requests; one RSS row per round, exit 1
 # unless RSS stays within SOAK_TOLERANCE_PCT after SOAK_WARMUP rounds.
