@@ -349,7 +349,7 @@ int inf_avro_decode(const inf_avro_registry *reg, const void *buf, size_t len, i
 
     int rc = inf_avro_scan(e->writer, body, body_len, &reg->lim, meta->request_id, err);
     if (!inf_request_id_valid(meta->request_id)) meta->request_id[0] = '\0';
-    if (rc) goto unknown;
+    if (rc) goto finish;
 
     avro_value_t wv, rv;
     if (avro_generic_value_new(e->writer_iface, &wv) != 0)
@@ -372,7 +372,7 @@ int inf_avro_decode(const inf_avro_registry *reg, const void *buf, size_t len, i
     avro_value_decref(&rv);
     avro_value_decref(&wv);
     if (!rc) rc = inf_request_validate(out, err);
-unknown:
+finish:
     /* The producer's unregistered schema is the likely cause of any failure
      * here: the reason (it ends up in the DLQ record) names the id so an
      * operator can register it. */
