@@ -383,14 +383,12 @@ static size_t first_char(const unsigned char *s, size_t n) {
  * try every second byte, pad with 0x80), so the oracle below shares no code
  * with tok_stream.c. */
 static int char_prefix(const unsigned char *s, size_t m) {
-    for (size_t L = m + 1; L <= 4; L++)
-        for (unsigned x = 0x80; x <= 0xBF; x++) {
-            unsigned char b[4] = {0x80, 0x80, 0x80, 0x80};
-            memcpy(b, s, m);
-            if (m == 1) b[1] = (unsigned char)x;
-            if (first_char(b, L) == L) return 1;
-            if (m > 1) break;
-        }
+    for (unsigned x = 0x80; x <= 0xBF; x++) {
+        unsigned char b[4] = {0x80, (unsigned char)x, 0x80, 0x80};
+        memcpy(b, s, m);
+        if (first_char(b, 4) > m) return 1;
+        if (m > 1) break; /* the second byte is given: nothing else to try */
+    }
     return 0;
 }
 
