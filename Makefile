@@ -8,7 +8,8 @@
 #   make bench       CPU benchmarks (tables on stdout)
 #   make chaos       the chaos suite's long form (CHAOS_REQUESTS=10000)
 #   make soak        memory soak: the worker's RSS over 20 rounds of 1,000 requests
-#   make fuzz        libFuzzer target for the GGUF reader (FUZZ_SECONDS=600)
+#   make fuzz        libFuzzer targets in turn: GGUF reader, request decoder, tokenizers
+#                    (FUZZ_SECONDS=600 each, FUZZ_TARGETS="gguf request tokenizer")
 #   make run         the main job (README)
 #
 # Options: CUDA=0 skips CUDA, CUDA=1 requires it; PORTABLE=1 builds for x86-64-v3
@@ -182,15 +183,51 @@ soak: deps
 	@$(MAKE) --no-print-directory all
 	tools/soak.sh
 
+# libFuzzer targets (fuzz/fuzz_<name>.c), each linked with only the library
+# sources it needs, built with clang's -fsanitize=fuzzer,address,undefined
+# (UB aborts). make fuzz runs each target in FUZZ_TARGETS in turn for
+# FUZZ_SECONDS, on the working corpus $(BUILD)/fuzz/corpus-<name> (new inputs
+# land there) plus the committed seeds fuzz/corpus/<name> (read-only); crash
+# inputs go to $(BUILD)/fuzz/. make fuzz-build only builds them.
 FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?= gguf request tokenizer
 FUZZ_CC ?= clang
-fuzz: deps
-	@mkdir -p $(BUILD)/fuzz fuzz/corpus/gguf
-	$(FUZZ_CC) -std=c11 -g -O1 -D_GNU_SOURCE -I. -Iengine -fsanitize=fuzzer,address,undefined \
-	  fuzz/fuzz_gguf.c engine/gguf.c engine/quant.c engine/status.c -lm -o $(BUILD)/fuzz/fuzz_gguf
-	mkdir -p $(BUILD)/fuzz/corpus && cp -n fuzz/corpus/gguf/* $(BUILD)/fuzz/corpus/ 2>/dev/null || true
-	$(BUILD)/fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 \
-	  $(BUILD)/fuzz/corpus fuzz/corpus/gguf
+FUZZ_CFLAGS := -std=c11 -g -O1 -D_GNU_SOURCE -I. -Iengine -Iqueue -Wall -Wextra -Wno-unused-parameter \
+               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_DEPS := engine/status.h engine/gguf.h engine/quant.h
+FUZZ_SRCS_gguf := engine/gguf.c engine/quant.c engine/status.c
+FUZZ_LIBS_gguf := -lm
+FUZZ_MAXLEN_gguf := 65536
+FUZZ_SRCS_request := queue/avro_codec.c queue/avro_canon.c queue/avro_scan.c queue/avro_request.c \
+                     engine/status.c
+FUZZ_DEPS_request := fuzz/request_schemas.h queue/avro_codec.h
+FUZZ_LIBS_request := -lavro -lm
+FUZZ_MAXLEN_request := 4096
+FUZZ_SRCS_tokenizer := engine/tokenizer.c engine/tok_spm.c engine/tok_bpe.c engine/tok_stream.c \
+                       engine/gguf.c engine/quant.c engine/status.c
+FUZZ_DEPS_tokenizer := engine/tokenizer.h engine/tok_internal.h
+FUZZ_LIBS_tokenizer := -lpcre2-8 -lm
+FUZZ_MAXLEN_tokenizer := 1024
+
+define FUZZ_RULE
+$(BUILD)/fuzz/fuzz_$(1): fuzz/fuzz_$(1).c $(FUZZ_SRCS_$(1)) $(FUZZ_DEPS_$(1)) $(FUZZ_DEPS) Makefile
+	@mkdir -p $$(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) fuzz/fuzz_$(1).c $(FUZZ_SRCS_$(1)) $(FUZZ_LIBS_$(1)) -o $$@
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call FUZZ_RULE,$(t))))
+
+.PHONY: fuzz-build
+fuzz-build: $(foreach t,$(FUZZ_TARGETS),$(BUILD)/fuzz/fuzz_$(t))
+
+# One recipe line per target, so they run one after another and each is echoed.
+define FUZZ_RUN
+	$(BUILD)/fuzz/fuzz_$(1) -max_total_time=$(FUZZ_SECONDS) -max_len=$(FUZZ_MAXLEN_$(1)) \
+	  -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/$(1)- $(BUILD)/fuzz/corpus-$(1) fuzz/corpus/$(1)
+
+endef
+fuzz: deps fuzz-build
+	@mkdir -p $(foreach t,$(FUZZ_TARGETS),$(BUILD)/fuzz/corpus-$(t))
+	$(foreach t,$(FUZZ_TARGETS),$(call FUZZ_RUN,$(t)))
 
 run: deps
 	@$(MAKE) --no-print-directory all

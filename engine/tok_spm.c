@@ -5,6 +5,13 @@
  * a priority queue by that token's score (ties: leftmost first), and the best
  * pair is merged until none is left. Symbols that are not tokens fall back to
  * <0xNN> byte tokens. This reproduces llama.cpp's llm_tokenizer_spm.
+ *
+ * One deliberate difference: llama.cpp cuts a symbol by the length its lead
+ * byte announces, so a stray lead byte swallows the bytes after it (C3 before
+ * an escaped space took E2 and left 96 81 as two more symbols, more symbols
+ * than input bytes). Here every byte that does not begin a complete, valid
+ * UTF-8 character is a symbol of its own (it falls back to its byte token)
+ * and never takes the following bytes. Valid UTF-8 tokenizes identically.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -15,13 +22,6 @@ typedef struct spm_sym {
     uint32_t start, len; /* span of the escaped text; len 0 once merged away */
     int32_t prev, next;
 } spm_sym;
-
-/* Byte length of the UTF-8 sequence a lead byte announces (1 for stray bytes),
- * the same rule llama.cpp uses to cut symbols. */
-static uint32_t lead_len(unsigned char c) {
-    static const uint8_t lens[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
-    return lens[c >> 4];
-}
 
 static int try_pair(const tokenizer *t, const char *s, const spm_sym *sy, int32_t l, int32_t r,
                     tok_heap *hp) {
@@ -50,14 +50,14 @@ static int emit_bytes(const tokenizer *t, const char *s, size_t n, tok_vec *out,
 int tok_spm_encode(const tokenizer *t, const char *text, size_t len, int add_prefix,
                    tok_vec *out, inf_error *err) {
     if (len == 0) return 0; /* llama.cpp: an empty fragment yields nothing, prefix or not */
-    if (len > (UINT32_MAX - 3) / 3)
+    if (len > (INT32_MAX - 3) / 3) /* symbol indices are int32_t */
         return inf_error_set(err, INF_ERANGE, "text of %zu bytes is too long to tokenize", len);
-    size_t cap = 3 * len + 3;
+    size_t cap = 3 * len + 3; /* each byte escapes to at most 3, plus the prefix */
     char *s = malloc(cap);
-    spm_sym *sy = malloc((len + 1) * sizeof *sy);
+    spm_sym *sy = NULL;
     tok_heap hp = {0};
     int rc = 0;
-    if (!s || !sy) goto oom;
+    if (!s) goto oom;
 
     size_t n = 0;
     if (add_prefix) {
@@ -73,10 +73,13 @@ int tok_spm_encode(const tokenizer *t, const char *text, size_t len, int add_pre
         }
     }
 
+    /* every symbol has at least one byte, so the escaped text's length bounds
+     * the symbol count (sizing by the input length overflowed) */
+    if (!(sy = malloc(n * sizeof *sy))) goto oom;
     int32_t ns = 0;
     for (uint32_t off = 0; off < n;) {
-        uint32_t cl = lead_len((unsigned char)s[off]);
-        if (cl > n - off) cl = (uint32_t)(n - off);
+        int k = tok_utf8_seq((const unsigned char *)s + off, n - off);
+        uint32_t cl = k > 0 ? (uint32_t)k : 1;
         sy[ns] = (spm_sym){.start = off, .len = cl, .prev = ns - 1, .next = -1};
         if (ns > 0) sy[ns - 1].next = ns;
         ns++;

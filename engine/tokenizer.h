@@ -110,8 +110,10 @@ int32_t tok_find(const tokenizer *t, const char *text, size_t len);
  * unknown tokens in the input; user-defined tokens are always recognised (as
  * llama.cpp does). Special texts are matched leftmost-longest; the pieces
  * between them are encoded normally. On success *ids is malloc'd (caller
- * frees; NULL when *n_ids is 0). Invalid UTF-8 is accepted: SPM falls back to
- * byte tokens, BPE treats each bad byte as U+FFFD (as llama.cpp). */
+ * frees; NULL when *n_ids is 0). Invalid UTF-8 is accepted: SPM gives every
+ * byte outside a valid character its byte token (it never takes the bytes
+ * after it, unlike llama.cpp), BPE treats each bad byte as U+FFFD (as
+ * llama.cpp). */
 int tok_encode(const tokenizer *t, const char *text, size_t len, int add_special,
                int parse_special, int32_t **ids, size_t *n_ids, inf_error *err);
 

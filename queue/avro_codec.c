@@ -319,12 +319,14 @@ int inf_avro_decode(const inf_avro_registry *reg, const void *buf, size_t len, i
                              reg->lim.max_message_bytes);
     const reg_entry *e = &reg->e[0];
     size_t hdr = 0;
+    bool unknown_id = false; /* Confluent id not registered: read with our schema */
     if (b[0] == 0x00) {
         meta->framing = INF_AVRO_FRAMING_CONFLUENT;
         if (len < 5) return inf_error_set(err, INF_EFORMAT, "Confluent-framed message shorter than its 5-byte header");
         meta->schema_id = (int32_t)((uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 | b[4]);
         const reg_entry *f = find_id(reg, meta->schema_id);
         if (f) e = f; /* unregistered ids are tried with our current schema */
+        unknown_id = !f;
         hdr = 5;
     } else if (b[0] == 0xC3) {
         meta->framing = INF_AVRO_FRAMING_SINGLE_OBJECT;
@@ -347,7 +349,7 @@ int inf_avro_decode(const inf_avro_registry *reg, const void *buf, size_t len, i
 
     int rc = inf_avro_scan(e->writer, body, body_len, &reg->lim, meta->request_id, err);
     if (!inf_request_id_valid(meta->request_id)) meta->request_id[0] = '\0';
-    if (rc) return rc;
+    if (rc) goto finish;
 
     avro_value_t wv, rv;
     if (avro_generic_value_new(e->writer_iface, &wv) != 0)
@@ -370,6 +372,13 @@ int inf_avro_decode(const inf_avro_registry *reg, const void *buf, size_t len, i
     avro_value_decref(&rv);
     avro_value_decref(&wv);
     if (!rc) rc = inf_request_validate(out, err);
+finish:
+    /* The producer's unregistered schema is the likely cause of any failure
+     * here: the reason (it ends up in the DLQ record) names the id so an
+     * operator can register it. */
+    if (rc && unknown_id)
+        inf_error_wrap(err, rc, "unknown Confluent schema id %" PRId32 " (read with the current schema)",
+                       meta->schema_id);
     if (rc) {
         if (err && out->request_id[0] && inf_request_id_valid(out->request_id) && !strstr(err->msg, out->request_id))
             inf_error_wrap(err, rc, "request %s", out->request_id);

@@ -628,6 +628,23 @@ static void test_malformed(void) {
     CU_ASSERT_EQUAL(decode_rc(reg, buf, len, &meta, &err), 0);
     CU_ASSERT_EQUAL(meta.schema_id, 987654);
     free(buf);
+    /* ... and when that fails, the reason (the DLQ's) names the id: the
+     * producer's schema is the likely cause. Both failure paths: the
+     * pre-scan (cut short) and validation (no prompt). */
+    CU_ASSERT_EQUAL_FATAL(inf_avro_encode(reg, &in, INF_AVRO_FRAMING_CONFLUENT, 42, &buf, &len, NULL), 0);
+    CU_ASSERT_EQUAL(decode_rc(reg, buf, len - 1, &meta, &err), INF_EFORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "unknown Confluent schema id 42"));
+    free(buf);
+    inf_request noprompt;
+    fill_full(&noprompt);
+    free(noprompt.prompt);
+    noprompt.prompt = NULL;
+    CU_ASSERT_EQUAL_FATAL(inf_avro_encode(reg, &noprompt, INF_AVRO_FRAMING_CONFLUENT, 42, &buf, &len, NULL), 0);
+    CU_ASSERT_EQUAL(decode_rc(reg, buf, len, &meta, &err), INF_EFORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "unknown Confluent schema id 42"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, noprompt.request_id)); /* still names the request */
+    free(buf);
+    inf_request_free(&noprompt);
 
     /* Message size bound. */
     CU_ASSERT_EQUAL_FATAL(inf_avro_encode(reg, &in, INF_AVRO_FRAMING_BARE, 0, &buf, &len, NULL), 0);

@@ -369,6 +369,253 @@ static void test_stream_bytes(void) {
     tok_free(t);
 }
 
+/* ---- properties over random bytes --------------------------------------------- */
+
+/* Length of the valid UTF-8 character at s[0..n), 0 if there is none: the
+ * shortest prefix utf8_ok accepts is exactly one character. */
+static size_t first_char(const unsigned char *s, size_t n) {
+    for (size_t k = 1; k <= 4 && k <= n; k++)
+        if (utf8_ok((const char *)s, k)) return k;
+    return 0;
+}
+
+/* Whether s[0..m) begins some valid character longer than m (brute force:
+ * try every second byte, pad with 0x80), so the oracle below shares no code
+ * with tok_stream.c. */
+static int char_prefix(const unsigned char *s, size_t m) {
+    for (unsigned x = 0x80; x <= 0xBF; x++) {
+        unsigned char b[4] = {0x80, (unsigned char)x, 0x80, 0x80};
+        memcpy(b, s, m);
+        if (first_char(b, 4) > m) return 1;
+        if (m > 1) break; /* the second byte is given: nothing else to try */
+    }
+    return 0;
+}
+
+/* Expected repair of arbitrary bytes. per_byte: every byte outside a valid
+ * character becomes U+FFFD (BPE's input rule); else one U+FFFD per maximal
+ * invalid subpart (Unicode's practice; tok_stream). Returns the length. */
+static size_t utf8_repair(const char *in, size_t n, int per_byte, char *out) {
+    const unsigned char *s = (const unsigned char *)in;
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        size_t k = first_char(s + i, n - i);
+        if (k) {
+            memcpy(out + o, s + i, k);
+            o += k;
+            i += k;
+            continue;
+        }
+        size_t m = 1;
+        while (!per_byte && m < 3 && i + m < n && char_prefix(s + i, m + 1)) m++;
+        memcpy(out + o, "\xEF\xBF\xBD", 3);
+        o += 3;
+        i += m;
+    }
+    return o;
+}
+
+/* Random text built from pieces that hit the tokenizers' edge cases: spaces
+ * (SPM escapes them to 3 bytes), multi-byte characters and, with raw set,
+ * stray and truncated sequences, lead bytes right before a space (the SPM
+ * overflow), surrogates, overlongs, bytes never valid in UTF-8. */
+static size_t rand_text(uint64_t *rng, char *buf, size_t cap, int raw) {
+    static const char *const ok[] = {"a", "Z", "7", " ", "  ", "\n", "\t", ".", "'s", "\xC3\xA9",
+                                     "\xE2\x82\xAC", "\xF0\x9F\x98\x80", "\xE4\xB8\xAD", "Hello",
+                                     "<", "|", "\r\n", "42", "\xD0\xAF",
+                                     "\xF1\xA9\xA9\xA9" /* refact has no F1 token (fuzz) */};
+    static const char *const bad[] = {"\xC3", "\xC3 ", "\xE2\x82", "\xF0\x9F\x98", "\x80", "\xBF",
+                                      "\xFF", "\xC0\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80",
+                                      "\xE2\x96", "\xF0 "};
+    size_t n = 0, pieces = tu_rand_u64(rng) % 24;
+    for (size_t p = 0; p < pieces; p++) {
+        uint64_t r = tu_rand_u64(rng);
+        char one[2] = {(char)(r >> 8), 0};
+        const char *pc = !raw || r % 3 ? ok[(r >> 16) % (sizeof ok / sizeof *ok)]
+                         : r % 2       ? bad[(r >> 16) % (sizeof bad / sizeof *bad)]
+                                       : one;
+        size_t pl = pc == one ? 1 : strlen(pc);
+        if (n + pl > cap) break;
+        memcpy(buf + n, pc, pl);
+        n += pl;
+    }
+    return n;
+}
+
+/* Stream output of ids, concatenated; returns 0 or the first error code.
+ * Every chunk must be valid UTF-8. */
+static int stream_all(const tokenizer *t, const int32_t *ids, size_t n, int flags, char *acc,
+                      size_t *alen) {
+    tok_stream *s = NULL;
+    int rc = tok_stream_create(&s, t, flags, NULL);
+    *alen = 0;
+    for (size_t k = 0; !rc && k <= n; k++) {
+        const char *o;
+        size_t ol;
+        int r = k < n ? tok_stream_push(s, ids[k], &o, &ol, NULL) : tok_stream_finish(s, &o, &ol, NULL);
+        int in_range = k == n || (ids[k] >= 0 && ids[k] < tok_n_vocab(t));
+        if (r != (in_range ? 0 : INF_ERANGE)) rc = r ? r : INF_EINVAL;
+        if (!utf8_ok(o, ol)) rc = INF_EFORMAT;
+        memcpy(acc + *alen, o, ol);
+        *alen += ol;
+    }
+    tok_stream_free(s);
+    return rc;
+}
+
+static int g_props_failed;
+
+/* Reports input x (and the output y, when there is one). */
+static void prop_fail(const char *name, const char *what, const char *x, size_t n, const char *y,
+                      size_t yn) {
+    if (g_props_failed++ < 8) {
+        fprintf(stderr, "\n  %s: %s for \"", name, what);
+        print_escaped(x, n);
+        fputs(y ? "\" -> \"" : "", stderr);
+        if (y) print_escaped(y, yn);
+        fputs("\"\n", stderr);
+    }
+}
+
+/* For one tokenizer and many random texts: encode never fails and yields ids
+ * in range (every special-token mode); decode(encode(x)) == x where the
+ * tokenizer is lossless (SPM with byte fallback: any bytes without U+2581;
+ * BPE: each bad byte reads as U+FFFD, and a byte with no token is dropped, as
+ * llama.cpp does: falcon and refact lack some); the stream equals the
+ * repaired decode; random id sequences (out of range too) stream safely. */
+static void check_props(const char *name, const tokenizer *t, uint64_t seed) {
+    enum { CAP = 160, OUT = 4 * CAP * 8 };
+    static char x[CAP], want[3 * CAP + 8], got[OUT], rep[3 * OUT];
+    uint64_t rng = seed;
+    int spm = tok_model_kind(t) == TOK_MODEL_SPM;
+    /* BPE bytes without a token: by GPT-2's bytes_to_unicode, printable
+     * Latin-1 bytes are themselves, the others 256, 257, ... in order */
+    char dropped[256] = {0};
+    for (int b = 0, next = 256; b < 256 && !spm; b++) {
+        int cp = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE ? b : next++;
+        char u[2] = {(char)(cp < 0x80 ? cp : 0xC0 | cp >> 6), (char)(0x80 | (cp & 0x3F))};
+        dropped[b] = tok_find(t, u, cp < 0x80 ? 1 : 2) < 0;
+    }
+    for (int iter = 0; iter < 400; iter++) {
+        size_t n = rand_text(&rng, x, CAP, iter % 2);
+        int32_t *ids = NULL;
+        size_t ni = 0;
+        for (int mode = 0; mode < 4; mode++) {
+            if (tok_encode(t, x, n, mode & 1, mode >> 1, &ids, &ni, NULL) != 0) {
+                prop_fail(name, "encode failed", x, n, NULL, 0);
+                break;
+            }
+            for (size_t k = 0; k < ni; k++)
+                if (ids[k] < 0 || ids[k] >= tok_n_vocab(t))
+                    prop_fail(name, "id out of range", x, n, NULL, 0);
+            free(ids);
+        }
+        CU_ASSERT_EQUAL_FATAL(tok_encode(t, x, n, 0, 0, &ids, &ni, NULL), 0);
+        char *back = NULL;
+        size_t blen = 0;
+        CU_ASSERT_EQUAL_FATAL(tok_decode(t, ids, ni, TOK_DECODE_STRIP_SPACE, &back, &blen, NULL), 0);
+        size_t wl = spm ? n : utf8_repair(x, n, 1, want), kept = 0;
+        if (spm) memcpy(want, x, n);
+        for (size_t k = 0; k < wl; k++) /* BPE maps the repaired text byte by byte */
+            if (!dropped[(unsigned char)want[k]]) want[kept++] = want[k];
+        wl = kept;
+        if ((!spm || !memmem(x, n, "\xE2\x96\x81", 3)) && (blen != wl || memcmp(back, want, wl)))
+            prop_fail(name, "decode(encode(x)) != x", x, n, back, blen);
+        size_t gl, rl = blen < CAP * 8 ? utf8_repair(back, blen, 0, rep) : 0;
+        if (blen < CAP * 8 && (stream_all(t, ids, ni, TOK_DECODE_STRIP_SPACE, got, &gl) != 0 ||
+                               gl != rl || memcmp(got, rep, rl)))
+            prop_fail(name, "stream != repaired decode", x, n, got, gl);
+        free(back);
+        free(ids);
+
+        /* random ids: mostly byte/short tokens, some anywhere, some out of range */
+        int32_t rid[24], in[24];
+        size_t nr = tu_rand_u64(&rng) % 24, nin = 0;
+        for (size_t k = 0; k < nr; k++) {
+            uint64_t r = tu_rand_u64(&rng);
+            rid[k] = r % 7 == 0 ? (int32_t)(r >> 32) : r % 7 == 1 ? tok_n_vocab(t) + (int32_t)(r % 3)
+                   : (int32_t)((r >> 8) % (uint64_t)(r % 2 ? 300 : tok_n_vocab(t)));
+            if (rid[k] >= 0 && rid[k] < tok_n_vocab(t)) in[nin++] = rid[k];
+        }
+        int flags = iter % 3 == 0 ? 0 : iter % 3 == 1 ? TOK_DECODE_SPECIAL : TOK_DECODE_STRIP_SPACE;
+        CU_ASSERT_EQUAL_FATAL(tok_decode(t, in, nin, flags, &back, &blen, NULL), 0);
+        rl = blen < CAP * 8 ? utf8_repair(back, blen, 0, rep) : 0;
+        if (blen < CAP * 8 && (stream_all(t, rid, nr, flags, got, &gl) != 0 || gl != rl || memcmp(got, rep, rl)))
+            prop_fail(name, "stream of random ids != repaired decode", back, blen, got, gl);
+        free(back);
+    }
+}
+
+/* Every vocabulary in ../shared/models/vocab and stories260K. Unsupported
+ * kinds (bert) must be refused cleanly. */
+static void test_props(void) {
+    char names[64][128];
+    int n = list_vocabs(names, 64);
+    const char *stories = tu_shared_file("models/stories260K.gguf");
+    if (n <= 0 && !stories) {
+        tu_skip("../shared/models is absent: tokenizer property tests not run");
+        return;
+    }
+    g_props_failed = 0;
+    int checked = 0;
+    for (int i = 0; i <= n; i++) {
+        char rel[160], path[1200];
+        snprintf(rel, sizeof rel, "models/vocab/%.120s", i < n ? names[i] : "");
+        const char *full = i < n ? tu_shared_file(rel) : stories;
+        if (!full) continue;
+        snprintf(path, sizeof path, "%s", full);
+        gguf_file *f = NULL;
+        inf_error err = {0};
+        CU_ASSERT_EQUAL_FATAL(gguf_open(&f, path, &err), 0);
+        tokenizer *t = NULL;
+        int rc = tok_create(&t, f, &err);
+        gguf_close(f);
+        if (rc) { /* only the unsupported kind may fail, with a message naming it */
+            CU_ASSERT_EQUAL(rc, INF_EUNSUPPORTED);
+            CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "not supported"));
+            continue;
+        }
+        check_props(i < n ? names[i] : "stories260K.gguf", t, 0x5eed0000u + (uint64_t)i);
+        tok_free(t);
+        checked++;
+    }
+    fprintf(stderr, "\n  %d tokenizers, 400 random texts each", checked);
+    CU_ASSERT(checked >= 1);
+    CU_ASSERT_EQUAL(g_props_failed, 0);
+}
+
+/* issue 11: an invalid lead byte before a space swallowed part of the escaped
+ * space and split the rest into more symbols than input bytes (heap overflow).
+ * Stray bytes are single byte-fallback symbols; the spaces still merge. */
+static void test_spm_stray_lead(void) {
+    const char *path = tu_shared_file("models/stories260K.gguf");
+    if (!path) {
+        tu_skip("stories260K.gguf is absent");
+        return;
+    }
+    tokenizer *t = load_tok(path);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    static const char x[] = "a\xC3 b\xC3 c\xC3 d\xC3 e";
+    int32_t *ids = NULL;
+    size_t n = 0;
+    CU_ASSERT_EQUAL_FATAL(tok_encode(t, x, sizeof x - 1, 1, 0, &ids, &n, NULL), 0);
+    int32_t c3 = tok_find(t, "<0xC3>", 6), sp_b = tok_find(t, "\xE2\x96\x81" "b", 4);
+    size_t n_c3 = 0, n_spb = 0;
+    for (size_t k = 0; k < n; k++) {
+        n_c3 += ids[k] == c3;
+        n_spb += ids[k] == sp_b;
+    }
+    CU_ASSERT_EQUAL(n_c3, 4);
+    if (sp_b >= 0) CU_ASSERT_EQUAL(n_spb, 1); /* "▁b" is whole again, not E2 96 81 bytes */
+    char *back = NULL;
+    size_t bl = 0;
+    CU_ASSERT_EQUAL(tok_decode(t, ids, n, TOK_DECODE_STRIP_SPACE, &back, &bl, NULL), 0);
+    CU_ASSERT(bl == sizeof x - 1 && memcmp(back, x, bl) == 0);
+    free(back);
+    free(ids);
+    tok_free(t);
+}
+
 /* ---- special tokens ------------------------------------------------------------ */
 
 static void test_parse_special(void) {
@@ -558,4 +805,6 @@ void test_register_tokenizer(void) {
     CU_add_test(s, "stream holds split characters", test_stream_bytes);
     CU_add_test(s, "parse_special <s> </s>", test_parse_special);
     CU_add_test(s, "stories260K prompts and text", test_stories);
+    CU_add_test(s, "SPM stray lead byte before a space", test_spm_stray_lead);
+    CU_add_test(s, "properties over random bytes, every vocabulary", test_props);
 }
