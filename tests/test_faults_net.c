@@ -45,7 +45,7 @@ static int suite_init(void) {
     snprintf(H.worker_brokers, sizeof H.worker_brokers, "%s", tu_proxy_addr(KP));
     /* socket.timeout.ms: a Kafka request whose answer is lost (the proxy also
      * closes the connection) is given up quickly */
-    const char *extra[] = {"--heartbeat-ms", "300", "-X", "socket.timeout.ms=3000", NULL};
+    const char *extra[] = {"--heartbeat-ms", "300", "-X", "socket.timeout.ms=3000", "--drain-timeout-s", "3", NULL};
     if (wh_worker_start(&H, WID, extra) < 0 || wh_wait_status(&H, WID, "ready", 60000) != 0) {
         if (H.n_workers) wh_print_log(&H, 0, 40);
         return 0;
@@ -168,10 +168,35 @@ static void test_kafka_cuts(void) {
     CU_ASSERT(tu_proxy_accepted(KP) >= 3); /* the worker came back through the proxy each time */
 }
 
+/* Kafka and Redis both stuck (the proxies stop forwarding, no resets, so
+ * no call fails fast) with a request in flight: SIGTERM still ends the
+ * worker, bounded by the drain timeout (3 s) and the close timeouts. */
+static void test_sigterm_all_stuck(void) {
+    NEED_ENV();
+    CU_ASSERT_EQUAL(wh_send_simple(&H, WH_TOPIC_N, "stuck-0", "Once upon a time", 200), 0);
+    CU_ASSERT_EQUAL(wh_flush(&H), 0);
+    wh_wait_tokens(&H, "stuck-0", 20000);
+    tu_proxy_pause(KP, 1);
+    tu_proxy_pause(RP, 1);
+    wh_sleep_ms(300);
+    long long t0 = wh_now_ms();
+    kill(H.workers[0].pid, SIGTERM);
+    int st = wh_wait_exit(H.workers[0].pid, 60000);
+    long long dt = wh_now_ms() - t0;
+    H.workers[0].pid = 0;
+    tu_proxy_pause(KP, 0);
+    tu_proxy_pause(RP, 0);
+    CU_ASSERT(st >= 0); /* exited by itself (not killed by the bounded wait) */
+    /* drain 3 s + confirmations 5 s + Kafka close 4 s + teardown bounds (docs/worker.md) */
+    CU_ASSERT(dt < 25000);
+    fprintf(stderr, "\n    SIGTERM with Kafka and Redis stuck: exit %d after %lld ms\n", st, dt);
+}
+
 void test_register_faults_net(void) {
     CU_pSuite s = CU_add_suite("faults_net", suite_init, suite_clean);
     CU_add_test(s, "redis: reply of the final XADD lost -> still one final", test_lost_final_reply);
     CU_add_test(s, "redis: connection cut inside a pipelined batch -> nothing lost or doubled", test_cut_mid_pipeline);
     CU_add_test(s, "kafka: cuts, lost OffsetCommit answer, torn Fetch -> each request once, all committed",
                 test_kafka_cuts);
+    CU_add_test(s, "SIGTERM with Kafka and Redis both stuck mid-request -> bounded exit", test_sigterm_all_stuck);
 }

@@ -15,6 +15,7 @@
 #define ACK_BATCH 256
 #define ABORT_ACK_WAIT_MS 5000 /* after aborting: how long Redis gets to confirm */
 #define CLOSE_TIMEOUT_MS 10000
+#define CLOSE_AFTER_GIVEUP_MS 4000 /* Kafka close once confirmations were given up on: it is likely stuck too */
 #define METRICS_REFRESH_MS 100 /* how stale /metrics and /readyz may be */
 #define REFUSAL_LOG_MS 10000   /* Redis permission refusals: one log line per interval at most */
 
@@ -358,6 +359,7 @@ int worker_run(worker *w, const volatile sig_atomic_t *signals, inf_error *err) 
     const wcfg *cfg = w->cfg;
     int rc = 0;
     int64_t next_hb = mono_ms() + cfg->heartbeat_ms, drain_deadline = 0, ack_deadline = 0;
+    int gave_up = 0; /* stopped waiting for confirmations: Redis or Kafka is stuck */
     w->status = "ready";
     heartbeat(w, 0);
     WLOG_I(&w->log, NULL, "ready");
@@ -402,6 +404,7 @@ int worker_run(worker *w, const volatile sig_atomic_t *signals, inf_error *err) 
                 WLOG_W(&w->log, NULL, "giving up waiting for confirmations: %d request(s) left uncommitted "
                        "(%d DLQ copies unconfirmed, Redis %s; they will be redelivered)", wk_busy_jobs(w),
                        ks.dlq_pending, rds_connected(w->rds) ? "connected" : "unreachable");
+                gave_up = 1;
                 break;
             }
         }
@@ -433,7 +436,7 @@ int worker_run(worker *w, const volatile sig_atomic_t *signals, inf_error *err) 
     for (int i = 0; i < w->n_held; i++) kin_msg_free(w->kin, w->held[i]);
     w->n_held = 0;
     inf_error e2 = {0};
-    if (kin_close(w->kin, CLOSE_TIMEOUT_MS, &e2) != 0) WLOG_W(&w->log, NULL, "Kafka close: %s", e2.msg);
+    if (kin_close(w->kin, gave_up ? CLOSE_AFTER_GIVEUP_MS : CLOSE_TIMEOUT_MS, &e2) != 0) WLOG_W(&w->log, NULL, "Kafka close: %s", e2.msg);
     if (rds_unregister(w->rds, cfg->worker_id, &e2) != 0) WLOG_W(&w->log, NULL, "unregister: %s", e2.msg);
     WLOG_I(&w->log, NULL, "stopped: %lld done, %lld failed", w->n_done, w->n_failed);
     return rc;
