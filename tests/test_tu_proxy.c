@@ -73,7 +73,8 @@ static void px_close(tu_proxy *p, px_conn *c) {
 
 static int px_write_all(int fd, const uint8_t *b, size_t n) {
     while (n) {
-        ssize_t k = write(fd, b, n);
+        /* MSG_NOSIGNAL: a peer that closed must not SIGPIPE the test process */
+        ssize_t k = send(fd, b, n, MSG_NOSIGNAL);
         if (k < 0 && errno == EINTR) continue;
         if (k <= 0) return -1;
         b += k;
