@@ -68,6 +68,14 @@ void cpu_sc_tile_q4_K(CPU_TILE_ARGS);
 void cpu_sc_tile_q5_K(CPU_TILE_ARGS);
 void cpu_sc_tile_q6_K(CPU_TILE_ARGS);
 
+/* qdot_avx2.c: the same tiles with AVX2 (call only when cpuid has AVX2). */
+void cpu_av_tile_q4_1(CPU_TILE_ARGS);
+void cpu_av_tile_q5_0(CPU_TILE_ARGS);
+void cpu_av_tile_q5_1(CPU_TILE_ARGS);
+void cpu_av_tile_q4_K(CPU_TILE_ARGS);
+void cpu_av_tile_q5_K(CPU_TILE_ARGS);
+void cpu_av_tile_q6_K(CPU_TILE_ARGS);
+
 /* The 8 scales (out[0..7]) and 8 mins (out[8..15]) of a Q4_K/Q5_K
  * super-block from its 12 packed bytes. */
 static inline void cpu_unpack_scales_k4(const uint8_t *packed, uint8_t out[16]) {
