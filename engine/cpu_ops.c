@@ -233,24 +233,84 @@ static const cpu_kernels scalar_kernels = {
 
 /* ---- selection ------------------------------------------------------------ */
 
-/* The one process-wide setting the API promises (cpu_ops_set_simd); NULL until
- * first use. */
+/* The once-chosen dispatch table: the best set cpuid allows, picked on first
+ * use, or what cpu_ops_select / cpu_ops_set_simd asked for. The only global
+ * the kernels have; atomic so a racing first use is harmless. */
 static _Atomic(const cpu_kernels *) g_kernels;
+
+static const cpu_kernels *kernels_for(int isa) {
+    switch (isa) {
+    case CPU_ISA_AVX512: return cpu_kernels_avx512();
+    case CPU_ISA_AVX2: return cpu_kernels_avx2();
+    case CPU_ISA_SCALAR: return &scalar_kernels;
+    default: return NULL;
+    }
+}
+
+int cpu_ops_isa_best(void) {
+    if (cpu_kernels_avx512()) return CPU_ISA_AVX512;
+    if (cpu_kernels_avx2()) return CPU_ISA_AVX2;
+    return CPU_ISA_SCALAR;
+}
 
 static const cpu_kernels *kern(void) {
     const cpu_kernels *k = atomic_load_explicit(&g_kernels, memory_order_relaxed);
     if (!k) {
-        k = cpu_kernels_avx2();
-        if (!k) k = &scalar_kernels;
+        k = kernels_for(cpu_ops_isa_best());
         atomic_store_explicit(&g_kernels, k, memory_order_relaxed);
     }
     return k;
 }
 
+const char *cpu_ops_isa_name(int isa) {
+    switch (isa) {
+    case CPU_ISA_SCALAR: return "scalar";
+    case CPU_ISA_AVX2: return "avx2";
+    case CPU_ISA_AVX512: return "avx512";
+    default: return "unknown";
+    }
+}
+
+int cpu_ops_isa(void) {
+    const cpu_kernels *k = kern();
+    for (int i = CPU_ISA_SCALAR; i <= CPU_ISA_AVX512; i++)
+        if (kernels_for(i) == k) return i;
+    return CPU_ISA_SCALAR;
+}
+
+int cpu_ops_isa_parse(const char *name) {
+    if (!name || !*name || strcmp(name, "auto") == 0) return CPU_ISA_AUTO;
+    for (int i = CPU_ISA_SCALAR; i <= CPU_ISA_AVX512; i++)
+        if (strcmp(name, cpu_ops_isa_name(i)) == 0) return i;
+    return -2;
+}
+
+int cpu_ops_select(const char *name, inf_error *err) {
+    int isa = cpu_ops_isa_parse(name);
+    if (isa == -2)
+        return inf_error_set(err, INF_EINVAL, "cpu isa '%s' is unknown (use auto, scalar, avx2 or avx512)",
+                             name);
+    if (isa == CPU_ISA_AUTO) isa = cpu_ops_isa_best();
+    const cpu_kernels *k = kernels_for(isa);
+    if (!k)
+        return inf_error_set(err, INF_EUNSUPPORTED,
+                             "cpu isa '%s' is not available on this CPU (best available: %s)", name,
+                             cpu_ops_isa_name(cpu_ops_isa_best()));
+    atomic_store_explicit(&g_kernels, k, memory_order_relaxed);
+    return 0;
+}
+
+int cpu_ops_set_isa(int isa) {
+    int prev = cpu_ops_isa();
+    const cpu_kernels *k = kernels_for(isa == CPU_ISA_AUTO ? cpu_ops_isa_best() : isa);
+    if (!k) return -1;
+    atomic_store_explicit(&g_kernels, k, memory_order_relaxed);
+    return prev;
+}
+
 int cpu_ops_set_simd(int enable) {
     int prev = kern() != &scalar_kernels;
-    const cpu_kernels *k = enable ? cpu_kernels_avx2() : NULL;
-    atomic_store_explicit(&g_kernels, k ? k : &scalar_kernels, memory_order_relaxed);
+    cpu_ops_set_isa(enable ? cpu_ops_isa_best() : CPU_ISA_SCALAR);
     return prev;
 }
 

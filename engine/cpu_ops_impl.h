@@ -115,6 +115,10 @@ typedef struct cpu_kernels {
 
 /* The AVX2 set, or NULL when this CPU lacks AVX2/FMA/F16C. */
 const cpu_kernels *cpu_kernels_avx2(void);
+/* The AVX-512 set (cpu_ops_avx512.c), or NULL when this CPU lacks AVX2 or
+ * AVX512 F/BW/VL/VNNI; and whether it has them. */
+const cpu_kernels *cpu_kernels_avx512(void);
+int cpu_avx512_supported(void);
 
 /* Portable conversions shared by the scalar kernels and the bench. */
 float cpu_f16_scalar_to_f32(inf_f16 h);

@@ -2,10 +2,14 @@
  *
  * Weights are generated as raw bits (random halves, bfloat16s, Q8_0/Q4_0
  * blocks) and decoded here with our own plain loops, independent of the
- * library's converters. Every kernel runs on both the SIMD and the scalar path.
+ * library's converters (the newer quantized types: the library's quantizer
+ * and row dequantizer, checked bit by bit in the quant suite). Every matmul
+ * runs on every kernel set this CPU supports (scalar, AVX2, AVX-512) and is
+ * checked against the reference and against scalar.
  */
 #include <cpuid.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -201,7 +205,7 @@ static void check_matmul_case(const mm_case *mc, inf_pool *pools[3], uint64_t *s
     uint8_t *data = malloc((size_t)rows * rb);
     double *wref = malloc(sizeof(double) * (size_t)(rows * cols));
     float *x = malloc(sizeof(float) * (size_t)(nt * xs));
-    float *y[2][3];
+    float *y[3][3] = {{0}};
     make_weights(mc->type, rows, cols, rb, data, wref, st);
     for (long i = 0; i < nt * xs; i++) x[i] = tu_rand_uniform(st, -2.0f, 2.0f);
     if (cols >= 64) /* an all-zero activation block (quantization scale 0) */
@@ -214,9 +218,12 @@ static void check_matmul_case(const mm_case *mc, inf_pool *pools[3], uint64_t *s
     cpu_scratch scratch = {0};
     const float sentinel = -12345.5f;
 
-    int simd_prev = cpu_ops_set_simd(1);
-    for (int s = 0; s < 2; s++) {
-        cpu_ops_set_simd(s == 0);
+    /* slot 0: scalar; then every SIMD set this CPU runs */
+    int isa_prev = cpu_ops_isa(), ns = 0, isa_of[3];
+    for (int isa = CPU_ISA_SCALAR; isa <= CPU_ISA_AVX512; isa++) {
+        if (cpu_ops_set_isa(isa) < 0) continue;
+        int s = ns++;
+        isa_of[s] = isa;
         for (int p = 0; p < 3; p++) {
             y[s][p] = malloc(sizeof(float) * (size_t)(nt * ys));
             for (long i = 0; i < nt * ys; i++) y[s][p][i] = sentinel;
@@ -224,7 +231,7 @@ static void check_matmul_case(const mm_case *mc, inf_pool *pools[3], uint64_t *s
             CU_ASSERT_EQUAL_FATAL(rc, 0);
         }
     }
-    cpu_ops_set_simd(simd_prev);
+    cpu_ops_set_isa(isa_prev);
 
     long bad = 0, bad_agree = 0, bad_pad = 0, bad_det = 0;
     long bad_exact = 0;
@@ -243,11 +250,11 @@ static void check_matmul_case(const mm_case *mc, inf_pool *pools[3], uint64_t *s
                     Sq += fabs(wr[c] * xq[c]);
                 }
                 double tq = (4.0 * (double)cols / 32 + 2.0 * ((double)cols / 8 + 1) + 16) * U24 * 1.01 * 3 * Sq;
-                for (int s = 0; s < 2; s++) {
+                for (int s = 0; s < ns; s++) {
                     double v = y[s][0][t * ys + r];
                     if (!(fabs(v - e) <= tq + 1e-30) && bad_exact++ < 3)
-                        printf("\n  type %d %ldx%ld ntok %d simd %d: y[%d][%ld] = %.9g, exact-act ref %.9g, tol %.3g",
-                               mc->type, rows, cols, nt, s == 0, t, r, v, e, tq);
+                        printf("\n  type %d %ldx%ld ntok %d %s: y[%d][%ld] = %.9g, exact-act ref %.9g, tol %.3g",
+                               mc->type, rows, cols, nt, cpu_ops_isa_name(isa_of[s]), t, r, v, e, tq);
                 }
             }
             double ref = 0, S = 0, qerr = 0;
@@ -277,24 +284,25 @@ static void check_matmul_case(const mm_case *mc, inf_pool *pools[3], uint64_t *s
                 /* 8 lanes of sequential sums: at most 2 roundings per term + hsum */
                 tol = (2.0 * ((double)cols / 8 + 1) + 8) * U24 * 1.01 * S;
             }
-            for (int s = 0; s < 2; s++) {
+            for (int s = 0; s < ns; s++) {
                 double v = y[s][0][t * ys + r];
                 if (!(fabs(v - ref) <= tol + 1e-30)) {
                     if (bad++ < 3)
-                        printf("\n  type %d %ldx%ld ntok %d simd %d: y[%d][%ld] = %.9g, ref %.9g, tol %.3g",
-                               mc->type, rows, cols, nt, s == 0, t, r, v, ref, tol);
+                        printf("\n  type %d %ldx%ld ntok %d %s: y[%d][%ld] = %.9g, ref %.9g, tol %.3g",
+                               mc->type, rows, cols, nt, cpu_ops_isa_name(isa_of[s]), t, r, v, ref, tol);
                 }
             }
-            /* Both paths see identical quantized activations, so they differ
-             * only by float accumulation order. */
+            /* Every path sees identical quantized activations, so each SIMD
+             * path differs from scalar only by float accumulation order. */
             double accum = (2.0 * ((double)cols / 8 + 1) + 4.0 * cols / 32 + 16) * U24 * 1.01 * (3 * S + qerr);
-            if (!(fabs((double)y[0][0][t * ys + r] - y[1][0][t * ys + r]) <= 2 * accum + 1e-30)) bad_agree++;
+            for (int s = 1; s < ns; s++)
+                if (!(fabs((double)y[0][0][t * ys + r] - y[s][0][t * ys + r]) <= 2 * accum + 1e-30)) bad_agree++;
         }
         for (long r = rows; r < ys; r++)
-            for (int s = 0; s < 2; s++)
+            for (int s = 0; s < ns; s++)
                 if (y[s][0][t * ys + r] != sentinel) bad_pad++;
     }
-    for (int s = 0; s < 2; s++)
+    for (int s = 0; s < ns; s++)
         for (int p = 1; p < 3; p++)
             if (memcmp(y[s][0], y[s][p], sizeof(float) * (size_t)(nt * ys)) != 0) bad_det++;
     free(xq);
@@ -303,7 +311,7 @@ static void check_matmul_case(const mm_case *mc, inf_pool *pools[3], uint64_t *s
     CU_ASSERT_EQUAL(bad_agree, 0);
     CU_ASSERT_EQUAL(bad_pad, 0);
     CU_ASSERT_EQUAL(bad_det, 0);
-    for (int s = 0; s < 2; s++)
+    for (int s = 0; s < ns; s++)
         for (int p = 0; p < 3; p++) free(y[s][p]);
     cpu_scratch_free(&scratch);
     free(data);
@@ -603,6 +611,32 @@ static void test_f16_convert(void) {
     free(f);
 }
 
+static void test_isa_selection(void) {
+    int prev = cpu_ops_isa();
+    inf_error err = {0};
+    CU_ASSERT_EQUAL(cpu_ops_select("scalar", &err), 0);
+    CU_ASSERT_EQUAL(cpu_ops_isa(), CPU_ISA_SCALAR);
+    CU_ASSERT_EQUAL(cpu_ops_select("auto", &err), 0);
+    CU_ASSERT_EQUAL(cpu_ops_isa(), cpu_ops_isa_best());
+    CU_ASSERT_EQUAL(cpu_ops_select("sse9", &err), INF_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.msg, "cpu isa 'sse9' is unknown (use auto, scalar, avx2 or avx512)");
+    int has512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
+                 __builtin_cpu_supports("avx2");
+    if (has512) {
+        CU_ASSERT_EQUAL(cpu_ops_select("avx512", &err), 0);
+        CU_ASSERT_STRING_EQUAL(cpu_ops_describe(), "avx512+vnni");
+    } else {
+        CU_ASSERT_EQUAL(cpu_ops_select("avx512", &err), INF_EUNSUPPORTED);
+        char want[128];
+        snprintf(want, sizeof want, "cpu isa 'avx512' is not available on this CPU (best available: %s)",
+                 cpu_ops_isa_name(cpu_ops_isa_best()));
+        CU_ASSERT_STRING_EQUAL(err.msg, want);
+        tu_skip("no AVX512 F/BW/VL/VNNI on this CPU: the AVX-512 kernels were not run");
+    }
+    CU_ASSERT_EQUAL(cpu_ops_set_isa(prev) >= 0, 1);
+}
+
 static void test_simd_selection(void) {
     int prev = cpu_ops_set_simd(0);
     CU_ASSERT_FALSE(cpu_ops_simd_active());
@@ -621,6 +655,7 @@ static void test_simd_selection(void) {
 void test_register_cpu_ops(void) {
     CU_pSuite s = CU_add_suite("cpu_ops", NULL, NULL);
     CU_add_test(s, "simd selection", test_simd_selection);
+    CU_add_test(s, "isa selection by name", test_isa_selection);
     CU_add_test(s, "matmul every type vs double reference", test_matmul_all_types);
     CU_add_test(s, "matmul errors", test_matmul_errors);
     CU_add_test(s, "dot and axpy", test_dot_axpy);
