@@ -461,7 +461,9 @@ int backend_cpu_create(backend **out, const gguf_file *f, const backend_config *
     c->file = f;
     c->base.kv_block_size = cfg->kv_block_size;
     c->base.max_batch_tokens = cfg->max_batch_tokens;
-    int rc = model_desc_from_gguf(&c->base.desc, f, err);
+    /* The kernel set is process-wide: chosen here, before any kernel runs. */
+    int rc = cpu_ops_select(cfg->cpu_isa, err);
+    if (!rc) rc = model_desc_from_gguf(&c->base.desc, f, err);
     if (!rc) rc = inf_pool_create(&c->pool, cfg->n_threads, err);
     if (!rc) rc = load_layers(c, err);
     if (!rc) rc = init_rope(c, err);
