@@ -13,6 +13,7 @@
 typedef struct qz_ctx {
     const gguf_file *src;
     inf_pool *pool;
+    int base, mix, n_layer; /* what was asked: pick_type gives each tensor's type */
     /* the tensor being filled */
     const gguf_tensor *t;
     int type;
@@ -74,6 +75,8 @@ static int qz_fill(void *vctx, const char *name, void *dst, uint64_t nbytes) {
     int ok = 1;
     c->src_rb = quant_row_bytes(c->t->type, c->t->ne[0], &ok);
     c->dst_rb = (size_t)(nbytes / (c->t->n_elements / c->t->ne[0]));
+    c->type = pick_type(c->t, c->base, c->mix, c->n_layer);
+    if (quant_row_bytes(c->type, c->t->ne[0], &ok) != c->dst_rb) return INF_EINVAL;
     c->dst = dst;
     c->rc = 0;
     inf_pool_run(c->pool, qz_worker, c);
@@ -111,7 +114,7 @@ int model_quantize(const char *in_path, const char *out_path, const char *type, 
     gguf_file *f = NULL;
     int rc = gguf_open(&f, in_path, err);
     if (rc) return rc;
-    qz_ctx c = {.src = f};
+    qz_ctx c = {.src = f, .base = base, .mix = mix};
     gguf_writer *w = gguf_writer_new();
     if (!w) rc = inf_error_set(err, INF_ENOMEM, "out of memory");
     if (!rc) rc = inf_pool_create(&c.pool, n_threads, err);
@@ -122,6 +125,7 @@ int model_quantize(const char *in_path, const char *out_path, const char *type, 
         int l = layer_of(f->tensors[i].name);
         if (l + 1 > n_layer) n_layer = l + 1;
     }
+    c.n_layer = n_layer;
     for (uint64_t i = 0; i < f->n_tensors && !rc; i++) {
         const gguf_tensor *t = &f->tensors[i];
         int tt = pick_type(t, base, mix, n_layer);
