@@ -15,6 +15,8 @@
 /* maddubs pairs then madd: exact (see qdot_x86.inc) */
 #define DOT_US(u, s) _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
 #define SDOT_US(u, s, k) _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16((short)(k)))
+#define SDOT_US2(u, s, k0, k1) \
+    _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_setr_m128i(_mm_set1_epi16(k0), _mm_set1_epi16(k1)))
 #define QDOT_PREFIX cpu_av_tile_
 #define QDOT_Q80_Q40(x)
 #include "qdot_x86.inc"
