@@ -1,9 +1,9 @@
 /* cpu_backend.c - the llama-family forward pass on the CPU over a paged KV
  * cache (implements backend.h).
  *
- * Matrices stay in their GGUF type when cpu_matmul supports it (F32, F16,
- * BF16, Q8_0, Q4_0) and are used in place from the mapping; other types are
- * dequantized to F32 once at load. Every matrix product runs over the whole
+ * Matrices stay in their GGUF type (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0,
+ * Q5_1, Q4_K, Q5_K, Q6_K) and are used in place from the mapping; a file with
+ * any other matrix type is refused at load. Every matrix product runs over the whole
  * flat batch at once, so weights are streamed once per step, not per token.
  */
 #include <math.h>
@@ -84,31 +84,24 @@ static int load_vec(cpu_backend *c, const gguf_tensor *t, const float **out, inf
     return 0;
 }
 
-/* A 2-D weight for cpu_matmul: in place when the type is supported, else F32 copy. */
+/* A 2-D weight for cpu_matmul, used in place from the mapping: every type
+ * the kernels support computes in its own format (no F32 expansion, so
+ * resident memory stays near the file size); any other type is refused by
+ * name. */
 static int load_mat(cpu_backend *c, const gguf_tensor *t, cpu_weight *w, inf_error *err) {
+    (void)c;
     w->rows = (int64_t)t->ne[1];
     w->cols = (int64_t)t->ne[0];
-    if (cpu_matmul_supports(t->type)) {
-        int ok = 1;
-        w->type = t->type;
-        w->row_bytes = quant_row_bytes(t->type, t->ne[0], &ok);
-        w->data = t->data;
-        return 0;
-    }
-    float *buf = malloc(t->n_elements * sizeof(float));
-    if (!buf || own(c, buf)) {
-        free(buf);
-        return inf_error_set(err, INF_ENOMEM, "out of memory dequantizing tensor '%s' (%s)",
-                             t->name, quant_type_name(t->type));
-    }
     int ok = 1;
     size_t rb = quant_row_bytes(t->type, t->ne[0], &ok);
-    for (uint64_t r = 0; r < t->ne[1]; r++)
-        quant_dequantize_row(t->type, (const uint8_t *)t->data + r * rb, buf + r * t->ne[0],
-                             t->ne[0]);
-    w->type = GGML_TYPE_F32;
-    w->row_bytes = t->ne[0] * sizeof(float);
-    w->data = buf;
+    if (!cpu_matmul_supports(t->type) || !ok)
+        return inf_error_set(err, INF_EUNSUPPORTED,
+                             "tensor '%s' has type %s (%d), which the CPU backend cannot compute "
+                             "(supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)",
+                             t->name, quant_type_name(t->type), t->type);
+    w->type = t->type;
+    w->row_bytes = rb;
+    w->data = t->data;
     return 0;
 }
 
@@ -468,13 +461,21 @@ int backend_cpu_create(backend **out, const gguf_file *f, const backend_config *
     c->file = f;
     c->base.kv_block_size = cfg->kv_block_size;
     c->base.max_batch_tokens = cfg->max_batch_tokens;
-    int rc = model_desc_from_gguf(&c->base.desc, f, err);
+    /* The kernel set is process-wide: chosen here, before any kernel runs. */
+    int rc = cpu_ops_select(cfg->cpu_isa, err);
+    if (!rc) rc = model_desc_from_gguf(&c->base.desc, f, err);
     if (!rc) rc = inf_pool_create(&c->pool, cfg->n_threads, err);
     if (!rc) rc = load_layers(c, err);
     if (!rc) rc = init_rope(c, err);
     if (!rc) rc = load_vec(c, model_tensor(f, -1, "output_norm.weight"), &c->out_norm, err);
     if (!rc) {
         c->tok_embd = model_tensor(f, -1, "token_embd.weight");
+        if (!quant_type_supported(c->tok_embd->type))
+            rc = inf_error_set(err, INF_EUNSUPPORTED,
+                               "tensor 'token_embd.weight' has type %s (%d), which the CPU backend "
+                               "cannot read", quant_type_name(c->tok_embd->type), c->tok_embd->type);
+    }
+    if (!rc) {
         const gguf_tensor *o = model_tensor(f, -1, "output.weight");
         rc = load_mat(c, o ? o : c->tok_embd, &c->output, err);
     }

@@ -216,10 +216,11 @@ static void sc_tile_q4_0(const cpu_weight *w, int64_t r0, int nr, const cpu_act 
 
 static const cpu_kernels scalar_kernels = {
     .name = "scalar",
-    .tile = {sc_tile_f32, sc_tile_f16, sc_tile_bf16, sc_tile_q8_0, sc_tile_q4_0},
-    .rm = {4, 4, 4, 4, 4},
-    .rn = {4, 4, 4, 4, 4},
-    .rm1 = {4, 4, 4, 4, 4},
+    .tile = {sc_tile_f32, sc_tile_f16, sc_tile_bf16, sc_tile_q8_0, sc_tile_q4_0, cpu_sc_tile_q4_1,
+             cpu_sc_tile_q5_0, cpu_sc_tile_q5_1, cpu_sc_tile_q4_K, cpu_sc_tile_q5_K, cpu_sc_tile_q6_K},
+    .rm = {4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4},
+    .rn = {4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4},
+    .rm1 = {4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4},
     .quantize_q8 = sc_quantize_q8,
     .dot = sc_dot,
     .axpy = sc_axpy,
@@ -232,24 +233,84 @@ static const cpu_kernels scalar_kernels = {
 
 /* ---- selection ------------------------------------------------------------ */
 
-/* The one process-wide setting the API promises (cpu_ops_set_simd); NULL until
- * first use. */
+/* The once-chosen dispatch table: the best set cpuid allows, picked on first
+ * use, or what cpu_ops_select / cpu_ops_set_simd asked for. The only global
+ * the kernels have; atomic so a racing first use is harmless. */
 static _Atomic(const cpu_kernels *) g_kernels;
+
+static const cpu_kernels *kernels_for(int isa) {
+    switch (isa) {
+    case CPU_ISA_AVX512: return cpu_kernels_avx512();
+    case CPU_ISA_AVX2: return cpu_kernels_avx2();
+    case CPU_ISA_SCALAR: return &scalar_kernels;
+    default: return NULL;
+    }
+}
+
+int cpu_ops_isa_best(void) {
+    if (cpu_kernels_avx512()) return CPU_ISA_AVX512;
+    if (cpu_kernels_avx2()) return CPU_ISA_AVX2;
+    return CPU_ISA_SCALAR;
+}
 
 static const cpu_kernels *kern(void) {
     const cpu_kernels *k = atomic_load_explicit(&g_kernels, memory_order_relaxed);
     if (!k) {
-        k = cpu_kernels_avx2();
-        if (!k) k = &scalar_kernels;
+        k = kernels_for(cpu_ops_isa_best());
         atomic_store_explicit(&g_kernels, k, memory_order_relaxed);
     }
     return k;
 }
 
+const char *cpu_ops_isa_name(int isa) {
+    switch (isa) {
+    case CPU_ISA_SCALAR: return "scalar";
+    case CPU_ISA_AVX2: return "avx2";
+    case CPU_ISA_AVX512: return "avx512";
+    default: return "unknown";
+    }
+}
+
+int cpu_ops_isa(void) {
+    const cpu_kernels *k = kern();
+    for (int i = CPU_ISA_SCALAR; i <= CPU_ISA_AVX512; i++)
+        if (kernels_for(i) == k) return i;
+    return CPU_ISA_SCALAR;
+}
+
+int cpu_ops_isa_parse(const char *name) {
+    if (!name || !*name || strcmp(name, "auto") == 0) return CPU_ISA_AUTO;
+    for (int i = CPU_ISA_SCALAR; i <= CPU_ISA_AVX512; i++)
+        if (strcmp(name, cpu_ops_isa_name(i)) == 0) return i;
+    return -2;
+}
+
+int cpu_ops_select(const char *name, inf_error *err) {
+    int isa = cpu_ops_isa_parse(name);
+    if (isa == -2)
+        return inf_error_set(err, INF_EINVAL, "cpu isa '%s' is unknown (use auto, scalar, avx2 or avx512)",
+                             name);
+    if (isa == CPU_ISA_AUTO) isa = cpu_ops_isa_best();
+    const cpu_kernels *k = kernels_for(isa);
+    if (!k)
+        return inf_error_set(err, INF_EUNSUPPORTED,
+                             "cpu isa '%s' is not available on this CPU (best available: %s)", name,
+                             cpu_ops_isa_name(cpu_ops_isa_best()));
+    atomic_store_explicit(&g_kernels, k, memory_order_relaxed);
+    return 0;
+}
+
+int cpu_ops_set_isa(int isa) {
+    int prev = cpu_ops_isa();
+    const cpu_kernels *k = kernels_for(isa == CPU_ISA_AUTO ? cpu_ops_isa_best() : isa);
+    if (!k) return -1;
+    atomic_store_explicit(&g_kernels, k, memory_order_relaxed);
+    return prev;
+}
+
 int cpu_ops_set_simd(int enable) {
     int prev = kern() != &scalar_kernels;
-    const cpu_kernels *k = enable ? cpu_kernels_avx2() : NULL;
-    atomic_store_explicit(&g_kernels, k ? k : &scalar_kernels, memory_order_relaxed);
+    cpu_ops_set_isa(enable ? cpu_ops_isa_best() : CPU_ISA_SCALAR);
     return prev;
 }
 
@@ -306,11 +367,6 @@ void cpu_rope(float *x, int n_heads, int head_dim, int n_rot, int pos, float fre
 
 /* ---- matmul driver --------------------------------------------------------- */
 
-int cpu_matmul_supports(int type) {
-    return type == GGML_TYPE_F32 || type == GGML_TYPE_F16 || type == GGML_TYPE_BF16 ||
-           type == GGML_TYPE_Q8_0 || type == GGML_TYPE_Q4_0;
-}
-
 static int kt_of(int type) {
     switch (type) {
     case GGML_TYPE_F32: return CPU_KT_F32;
@@ -318,7 +374,50 @@ static int kt_of(int type) {
     case GGML_TYPE_BF16: return CPU_KT_BF16;
     case GGML_TYPE_Q8_0: return CPU_KT_Q8_0;
     case GGML_TYPE_Q4_0: return CPU_KT_Q4_0;
+    case GGML_TYPE_Q4_1: return CPU_KT_Q4_1;
+    case GGML_TYPE_Q5_0: return CPU_KT_Q5_0;
+    case GGML_TYPE_Q5_1: return CPU_KT_Q5_1;
+    case GGML_TYPE_Q4_K: return CPU_KT_Q4_K;
+    case GGML_TYPE_Q5_K: return CPU_KT_Q5_K;
+    case GGML_TYPE_Q6_K: return CPU_KT_Q6_K;
     default: return -1;
+    }
+}
+
+int cpu_matmul_supports(int type) { return kt_of(type) >= 0; }
+
+/* Q8_K activations (see cpu_act), as ggml's quantize_row_q8_K: the value of
+ * largest magnitude maps to -127, q = round-to-nearest-even(x * -127/max),
+ * d = 1 / (-127/max). One portable routine for every kernel set, so all
+ * paths see bit-identical activations. */
+static int q8k_round(float v) {
+    if (!(v >= -127.0f)) return v != v ? 0 : -127; /* nan guard; finite input stays in range */
+    if (v > 127.0f) return 127;
+    return (int)nearbyintf(v);
+}
+
+static void quantize_q8k(const float *x, int8_t *q, float *d, int16_t *bs, long n) {
+    for (long b = 0; b < n / QK_K; b++, x += QK_K, q += QK_K, bs += QK_K / 16) {
+        float amax = 0.0f, max = 0.0f;
+        for (int j = 0; j < QK_K; j++)
+            if (fabsf(x[j]) > amax) {
+                amax = fabsf(x[j]);
+                max = x[j];
+            }
+        if (amax == 0.0f) {
+            d[b] = 0.0f;
+            memset(q, 0, QK_K);
+            memset(bs, 0, QK_K / 16 * sizeof *bs);
+            continue;
+        }
+        float iscale = -127.0f / max;
+        for (int j = 0; j < QK_K; j++) q[j] = (int8_t)q8k_round(iscale * x[j]);
+        for (int g = 0; g < QK_K / 16; g++) {
+            int sum = 0;
+            for (int l = 0; l < 16; l++) sum += q[16 * g + l];
+            bs[g] = (int16_t)sum;
+        }
+        d[b] = 1.0f / iscale;
     }
 }
 
@@ -358,15 +457,21 @@ typedef struct mm_task {
     long xs;
     int8_t *q;
     float *d, *m;
+    int16_t *bs;
 } mm_task;
 
 static void mm_quant_worker(void *ctx, int ith, int nth) {
     mm_task *tk = ctx;
     long lo, hi;
     inf_pool_range(tk->n_tok, ith, nth, &lo, &hi);
-    for (long t = lo; t < hi; t++)
-        tk->k->quantize_q8(tk->x + t * tk->xs, tk->q + t * tk->act.q_stride,
-                           tk->d + t * tk->act.d_stride, tk->m + t * tk->act.d_stride, tk->w->cols);
+    for (long t = lo; t < hi; t++) {
+        if (cpu_kt_is_k(tk->kt))
+            quantize_q8k(tk->x + t * tk->xs, tk->q + t * tk->act.q_stride, tk->d + t * tk->act.d_stride,
+                         tk->bs + t * tk->act.bs_stride, tk->w->cols);
+        else
+            tk->k->quantize_q8(tk->x + t * tk->xs, tk->q + t * tk->act.q_stride,
+                               tk->d + t * tk->act.d_stride, tk->m + t * tk->act.d_stride, tk->w->cols);
+    }
 }
 
 static void mm_worker(void *ctx, int ith, int nth) {
@@ -397,8 +502,8 @@ int cpu_matmul(inf_pool *pool, cpu_scratch *scratch, const cpu_weight *w, const 
     if (n_tok <= 0 || w->rows <= 0) return 0;
     if (w->cols <= 0 || w->row_bytes == 0 || (n_tok > 1 && (x_stride < w->cols || y_stride < w->rows)))
         return INF_EINVAL;
-    const int quant = kt == CPU_KT_Q8_0 || kt == CPU_KT_Q4_0;
-    if (quant && w->cols % 32) return INF_EINVAL;
+    const int quant = kt >= CPU_KT_Q8_0;
+    if (quant && w->cols % (cpu_kt_is_k(kt) ? QK_K : 32)) return INF_EINVAL;
 
     const cpu_kernels *k = kern();
     mm_task tk = {.k = k, .w = w, .kt = kt, .n_tok = n_tok, .y = y, .ys = y_stride};
@@ -410,17 +515,24 @@ int cpu_matmul(inf_pool *pool, cpu_scratch *scratch, const cpu_weight *w, const 
     if (macs < MM_MIN_PARALLEL_MACS) nth = 1;
     if (quant) {
         cpu_scratch *s = scratch ? scratch : &local;
+        /* per token: int8 values, f32 scales and m values per 32, int16 sums
+         * per 16 (K types only); strides keep every row 64-byte aligned */
         long qs = (w->cols + 63) & ~63L, ds = ((w->cols / 32) + 15) & ~15L;
-        size_t need = (size_t)n_tok * (size_t)qs + 2 * (size_t)n_tok * (size_t)ds * sizeof(float);
+        long bss = cpu_kt_is_k(kt) ? ((w->cols / 16) + 31) & ~31L : 0;
+        size_t need = (size_t)n_tok * (size_t)qs + 2 * (size_t)n_tok * (size_t)ds * sizeof(float) +
+                      (size_t)n_tok * (size_t)bss * sizeof(int16_t);
         if (scratch_reserve(s, need)) return INF_ENOMEM;
         tk.q = s->buf;
         tk.d = (float *)((char *)s->buf + (size_t)n_tok * qs);
         tk.m = tk.d + (size_t)n_tok * ds;
+        tk.bs = bss ? (int16_t *)(tk.m + (size_t)n_tok * ds) : NULL;
         tk.act.q = tk.q;
         tk.act.q_stride = qs;
         tk.act.d = tk.d;
-        tk.act.m = tk.m;
+        tk.act.m = cpu_kt_is_k(kt) ? NULL : tk.m;
         tk.act.d_stride = ds;
+        tk.act.bsums = tk.bs;
+        tk.act.bs_stride = bss;
         tk.x = x;
         tk.xs = x_stride;
         if (nth > 1 && n_tok > 1)

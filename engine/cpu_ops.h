@@ -1,10 +1,12 @@
 /* cpu_ops.h - CPU compute kernels for the forward pass.
  *
- * Matrix products keep weights in their GGUF type (F32, F16, BF16, Q8_0, Q4_0)
- * and use fused dequantize-dot kernels; for Q8_0/Q4_0 weights the activations
- * are first quantized to Q8_0 blocks (as llama.cpp does). AVX2/FMA/F16C kernels
- * are chosen at run time; a portable scalar path gives the same results within
- * rounding. Batched products are tiled so each weight row block is read once
+ * Matrix products keep weights in their GGUF type (F32, F16, BF16, Q8_0, Q4_0,
+ * Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) and use fused dequantize-dot kernels;
+ * for quantized weights the activations are first quantized per block as
+ * llama.cpp does (Q8_0-style blocks of 32 for the 32-block types, Q8_K blocks
+ * of 256 with per-16 sums for the K-quants). The kernel set (scalar, AVX2,
+ * AVX-512 VNNI) is chosen at run time from cpuid; all give the same results
+ * within rounding. Batched products are tiled so each weight row block is read once
  * per batch, not once per token.
  */
 #ifndef INF_CPU_OPS_H
@@ -14,13 +16,14 @@
 #include <stdint.h>
 
 #include "quant.h"
+#include "status.h"
 #include "threadpool.h"
 
 /* A 2-D weight matrix: `rows` output features, each a row of `cols` inputs of
  * `type`, rows contiguous at data + r*row_bytes. Points into the mmap (or into
  * a buffer the backend owns). */
 typedef struct cpu_weight {
-    int type; /* ggml_type: F32, F16, BF16, Q8_0 or Q4_0 */
+    int type; /* ggml_type: one cpu_matmul_supports */
     int64_t rows, cols;
     size_t row_bytes;
     const void *data;
@@ -29,13 +32,37 @@ typedef struct cpu_weight {
 /* 1 if matmul supports this weight type directly. */
 int cpu_matmul_supports(int type);
 
-/* Process-wide kernel selection: 1 = best available SIMD (default when the CPU
- * has AVX2+FMA+F16C), 0 = portable scalar. Returns the previous setting.
- * For tests and benchmarks; not thread-safe against concurrent kernels. */
+/* Kernel sets, lowest first. The best one cpuid allows is chosen once, at
+ * first use; a lower one can be forced. */
+enum { CPU_ISA_AUTO = -1, CPU_ISA_SCALAR = 0, CPU_ISA_AVX2 = 1, CPU_ISA_AVX512 = 2 };
+
+/* The best set this CPU runs: AVX512 (F/BW/VL/VNNI, plus AVX2/FMA/F16C),
+ * AVX2 (AVX2/FMA/F16C) or scalar. */
+int cpu_ops_isa_best(void);
+/* The set in use. */
+int cpu_ops_isa(void);
+/* "scalar", "avx2", "avx512". */
+const char *cpu_ops_isa_name(int isa);
+/* "auto" (or NULL / "") -> CPU_ISA_AUTO, a set's name -> its id, else -2. */
+int cpu_ops_isa_parse(const char *name);
+
+/* Process-wide selection by name ("auto", "scalar", "avx2", "avx512"):
+ * INF_EINVAL for an unknown name, INF_EUNSUPPORTED (naming the best
+ * available) for a set this CPU lacks. Not thread-safe against running
+ * kernels: call before work starts (engine creation does). */
+int cpu_ops_select(const char *name, inf_error *err);
+
+/* Selects by id (CPU_ISA_AUTO: the best); returns the previous id, or -1
+ * (nothing changed) if this CPU lacks that set. For tests and benchmarks. */
+int cpu_ops_set_isa(int isa);
+
+/* Older switch: 1 = best available SIMD set, 0 = portable scalar. Returns
+ * the previous setting (1 if any SIMD set was in use). */
 int cpu_ops_set_simd(int enable);
 /* 1 if the SIMD kernels are in use. */
 int cpu_ops_simd_active(void);
-/* Short description of the selected kernels, e.g. "avx2+fma+f16c". */
+/* Short description of the selected kernels, e.g. "avx2+fma+f16c",
+ * "avx512+vnni", "scalar". */
 const char *cpu_ops_describe(void);
 
 /* Scratch memory the matmul needs for activation quantization; owned by the caller. */

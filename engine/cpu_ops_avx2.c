@@ -457,7 +457,8 @@ static TGT void av_f32_to_f16(const float *src, inf_f16 *dst, long n) {
 
 static const cpu_kernels avx2_kernels = {
     .name = "avx2+fma+f16c",
-    .tile = {av_tile_f32, av_tile_f16, av_tile_bf16, av_tile_q8_0, av_tile_q4_0},
+    .tile = {av_tile_f32, av_tile_f16, av_tile_bf16, av_tile_q8_0, av_tile_q4_0, cpu_av_tile_q4_1,
+             cpu_av_tile_q5_0, cpu_av_tile_q5_1, cpu_av_tile_q4_K, cpu_av_tile_q5_K, cpu_av_tile_q6_K},
 /* Tile shapes (rm x rn) are compile-time tunables for experiments; 4x3 keeps
  * 12 accumulators plus operands within the 16 ymm registers. */
 #ifndef AV_RM_F
@@ -466,9 +467,9 @@ static const cpu_kernels avx2_kernels = {
 #define AV_RM_Q 4
 #define AV_RN_Q 3
 #endif
-    .rm = {AV_RM_F, AV_RM_F, AV_RM_F, AV_RM_Q, AV_RM_Q},
-    .rn = {AV_RN_F, AV_RN_F, AV_RN_F, AV_RN_Q, AV_RN_Q},
-    .rm1 = {8, 8, 8, 8, 8},
+    .rm = {AV_RM_F, AV_RM_F, AV_RM_F, AV_RM_Q, AV_RM_Q, 4, 4, 4, 4, 4, 4},
+    .rn = {AV_RN_F, AV_RN_F, AV_RN_F, AV_RN_Q, AV_RN_Q, 4, 4, 4, 4, 4, 4},
+    .rm1 = {8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8},
     .quantize_q8 = av_quantize_q8,
     .dot = av_dot,
     .axpy = av_axpy,

@@ -154,7 +154,13 @@ static uint32_t llama_ftype(int type) {
     switch (type) {
     case GGML_TYPE_F16: return 1;
     case GGML_TYPE_Q4_0: return 2;
+    case GGML_TYPE_Q4_1: return 3;
     case GGML_TYPE_Q8_0: return 7;
+    case GGML_TYPE_Q5_0: return 8;
+    case GGML_TYPE_Q5_1: return 9;
+    case GGML_TYPE_Q4_K: return 14; /* Q4_K_S: every matrix Q4_K */
+    case GGML_TYPE_Q5_K: return 16; /* Q5_K_S */
+    case GGML_TYPE_Q6_K: return 18;
     case GGML_TYPE_BF16: return 32;
     default: return 0; /* all F32 */
     }
@@ -237,11 +243,14 @@ int model_random_write(const char *path, const model_random_opts *in, inf_error 
                              "random model dims invalid: n_embd %u, n_head %u, n_head_kv %u",
                              o.n_embd, o.n_head, o.n_head_kv);
     int t = o.type;
-    if (t != GGML_TYPE_F32 && t != GGML_TYPE_F16 && t != GGML_TYPE_BF16 && t != GGML_TYPE_Q8_0 &&
-        t != GGML_TYPE_Q4_0)
-        return inf_error_set(err, INF_EINVAL, "random model type must be f32, f16, bf16, q8_0 or q4_0");
-    if ((t == GGML_TYPE_Q8_0 || t == GGML_TYPE_Q4_0) && (o.n_embd % 32 || o.n_ff % 32))
-        return inf_error_set(err, INF_EINVAL, "quantized random models need n_embd and n_ff divisible by 32");
+    if (!quant_type_supported(t) || t == GGML_TYPE_Q8_1 || t == GGML_TYPE_Q8_K)
+        return inf_error_set(err, INF_EINVAL,
+                             "random model type must be f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, "
+                             "q4_k, q5_k or q6_k");
+    size_t blck = quant_block_size(t);
+    if (blck > 1 && (o.n_embd % blck || o.n_ff % blck))
+        return inf_error_set(err, INF_EINVAL, "%s random models need n_embd and n_ff divisible by %zu",
+                             quant_type_name(t), blck);
     gguf_writer *w = gguf_writer_new();
     if (!w) return inf_error_set(err, INF_ENOMEM, "out of memory");
     gguf_file *vf = NULL;

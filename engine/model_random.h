@@ -11,7 +11,8 @@
 
 typedef struct model_random_opts {
     uint32_t n_layer, n_embd, n_head, n_head_kv, n_ff, n_vocab, n_ctx;
-    int type;               /* ggml_type of the matrices: F32, F16, BF16, Q8_0, Q4_0 */
+    int type;               /* ggml_type of the matrices: F32, F16, BF16, Q8_0, Q4_0, Q4_1,
+                               Q5_0, Q5_1, Q4_K, Q5_K, Q6_K (n_embd, n_ff whole blocks) */
     int tied;               /* 1: no output.weight */
     int qkv_bias;           /* 1: add attn_{q,k,v}.bias (qwen2 style) */
     const char *arch;       /* "llama" (default) or "qwen2" */

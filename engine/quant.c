@@ -1,5 +1,5 @@
 /* quant.c - ggml tensor types: sizes, f16/bf16 conversion, row dequantization
- * and the reference quantizers for the types the model writer emits.
+ * and a reference quantizer for every supported type.
  *
  * Everything here is scalar and portable; the SIMD matmul kernels live in
  * cpu_ops and only use this file as the ground truth for block layouts.
@@ -364,6 +364,203 @@ static void quant_q4_0(const float *x, block_q4_0 *y, size_t nb) {
     }
 }
 
+/* Q4_1: the block's [min, max] in 16 steps, x = q*d + m (ggml's rounding:
+ * add one half and truncate, q capped at 15). */
+static void quant_q4_1(const float *x, block_q4_1 *y, size_t nb) {
+    for (size_t i = 0; i < nb; i++, x += QK4_1) {
+        float mn = x[0], mx = x[0];
+        for (int j = 1; j < QK4_1; j++) {
+            mn = fminf(mn, x[j]);
+            mx = fmaxf(mx, x[j]);
+        }
+        float d = (mx - mn) / 15.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        st_f16(&y[i].d, d);
+        st_f16(&y[i].m, mn);
+        for (int j = 0; j < QK4_1 / 2; j++) {
+            float v0 = (x[j] - mn) * id + 0.5f, v1 = (x[j + QK4_1 / 2] - mn) * id + 0.5f;
+            int q0 = v0 >= 15.0f ? 15 : v0 > 0.0f ? (int)v0 : 0;
+            int q1 = v1 >= 15.0f ? 15 : v1 > 0.0f ? (int)v1 : 0;
+            y[i].qs[j] = (uint8_t)(q0 | q1 << 4);
+        }
+    }
+}
+
+static void st_u32(uint8_t *p, uint32_t v) {
+    for (int k = 0; k < 4; k++) p[k] = (uint8_t)(v >> (8 * k));
+}
+
+/* Q5_0: like Q4_0 with 32 levels: the largest-magnitude value maps to -16. */
+static void quant_q5_0(const float *x, block_q5_0 *y, size_t nb) {
+    for (size_t i = 0; i < nb; i++, x += QK5_0) {
+        float amax = 0.0f, max = 0.0f;
+        for (int j = 0; j < QK5_0; j++)
+            if (amax < fabsf(x[j])) {
+                amax = fabsf(x[j]);
+                max = x[j];
+            }
+        float d = max / -16.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        st_f16(&y[i].d, d);
+        uint32_t qh = 0;
+        for (int j = 0; j < QK5_0 / 2; j++) {
+            float v0 = x[j] * id + 16.5f, v1 = x[j + QK5_0 / 2] * id + 16.5f;
+            int q0 = v0 >= 31.0f ? 31 : v0 > 0.0f ? (int)v0 : 0;
+            int q1 = v1 >= 31.0f ? 31 : v1 > 0.0f ? (int)v1 : 0;
+            y[i].qs[j] = (uint8_t)((q0 & 15) | (q1 & 15) << 4);
+            qh |= (uint32_t)(q0 >> 4) << j | (uint32_t)(q1 >> 4) << (j + QK5_0 / 2);
+        }
+        st_u32(y[i].qh, qh);
+    }
+}
+
+/* Q5_1: like Q4_1 with 32 levels. */
+static void quant_q5_1(const float *x, block_q5_1 *y, size_t nb) {
+    for (size_t i = 0; i < nb; i++, x += QK5_1) {
+        float mn = x[0], mx = x[0];
+        for (int j = 1; j < QK5_1; j++) {
+            mn = fminf(mn, x[j]);
+            mx = fmaxf(mx, x[j]);
+        }
+        float d = (mx - mn) / 31.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        st_f16(&y[i].d, d);
+        st_f16(&y[i].m, mn);
+        uint32_t qh = 0;
+        for (int j = 0; j < QK5_1 / 2; j++) {
+            float v0 = (x[j] - mn) * id + 0.5f, v1 = (x[j + QK5_1 / 2] - mn) * id + 0.5f;
+            int q0 = v0 >= 31.0f ? 31 : v0 > 0.0f ? (int)v0 : 0;
+            int q1 = v1 >= 31.0f ? 31 : v1 > 0.0f ? (int)v1 : 0;
+            y[i].qs[j] = (uint8_t)((q0 & 15) | (q1 & 15) << 4);
+            qh |= (uint32_t)(q0 >> 4) << j | (uint32_t)(q1 >> 4) << (j + QK5_1 / 2);
+        }
+        st_u32(y[i].qh, qh);
+    }
+}
+
+static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* nearbyintf that cannot hand an out-of-range or nan float to the int
+ * conversion (inputs are finite, this only keeps the conversion defined) */
+static int round_i(float v) {
+    if (!(v > -1e9f)) return v != v ? 0 : -1000000000;
+    if (v > 1e9f) return 1000000000;
+    return (int)nearbyintf(v);
+}
+
+/* Q4_K / Q5_K share the scheme: 8 sub-blocks of 32 with x = d*sc*q - dmin*m,
+ * sc and m 6-bit, d and dmin f16 per super-block. Per sub-block we take the
+ * range [min(x, 0), max(x)] (ggml's make_qkx2_quants also starts there; its
+ * search for a better scale is left out), quantize the scales and mins to 6
+ * bits against the super-block maxima, then the weights against the stored
+ * (rounded) scales so the rounding of d and sc is taken into account. */
+static void pack_scale_min_k4(uint8_t *q, const uint8_t *ls, const uint8_t *lm) {
+    memset(q, 0, 12);
+    for (int j = 0; j < 8; j++) {
+        if (j < 4) {
+            q[j] |= ls[j];
+            q[j + 4] |= lm[j];
+        } else {
+            q[j + 4] = (uint8_t)((ls[j] & 0xf) | (lm[j] & 0xf) << 4);
+            q[j - 4] |= (uint8_t)((ls[j] >> 4) << 6);
+            q[j] |= (uint8_t)((lm[j] >> 4) << 6);
+        }
+    }
+}
+
+static void quant_kx(const float *x, int nmax, inf_f16 *dp, inf_f16 *dminp, uint8_t *scales,
+                     uint8_t *L) {
+    float sc[8], mn[8], max_sc = 0.0f, max_mn = 0.0f;
+    for (int j = 0; j < 8; j++) {
+        float lo = 0.0f, hi = x[32 * j];
+        for (int l = 0; l < 32; l++) {
+            lo = fminf(lo, x[32 * j + l]);
+            hi = fmaxf(hi, x[32 * j + l]);
+        }
+        sc[j] = (hi - lo) / (float)nmax;
+        mn[j] = -lo;
+        max_sc = fmaxf(max_sc, sc[j]);
+        max_mn = fmaxf(max_mn, mn[j]);
+    }
+    float is = max_sc > 0.0f ? 63.0f / max_sc : 0.0f, im = max_mn > 0.0f ? 63.0f / max_mn : 0.0f;
+    uint8_t ls[8], lm[8];
+    for (int j = 0; j < 8; j++) {
+        ls[j] = (uint8_t)clampi(round_i(is * sc[j]), 0, 63);
+        lm[j] = (uint8_t)clampi(round_i(im * mn[j]), 0, 63);
+    }
+    st_f16(dp, max_sc / 63.0f);
+    st_f16(dminp, max_mn / 63.0f);
+    pack_scale_min_k4(scales, ls, lm);
+    float d = ld_f16(dp), dmin = ld_f16(dminp);
+    for (int j = 0; j < 8; j++) {
+        float dd = d * ls[j], dm = dmin * lm[j];
+        for (int l = 0; l < 32; l++)
+            L[32 * j + l] = (uint8_t)(dd != 0.0f ? clampi(round_i((x[32 * j + l] + dm) / dd), 0, nmax) : 0);
+    }
+}
+
+static void quant_q4_K(const float *x, block_q4_K *y, size_t nb) {
+    for (size_t i = 0; i < nb; i++, x += QK_K) {
+        uint8_t L[QK_K];
+        quant_kx(x, 15, &y[i].d, &y[i].dmin, y[i].scales, L);
+        for (int j = 0; j < QK_K; j += 64)
+            for (int l = 0; l < 32; l++) y[i].qs[j / 2 + l] = (uint8_t)(L[j + l] | L[j + l + 32] << 4);
+    }
+}
+
+static void quant_q5_K(const float *x, block_q5_K *y, size_t nb) {
+    for (size_t i = 0; i < nb; i++, x += QK_K) {
+        uint8_t L[QK_K];
+        quant_kx(x, 31, &y[i].d, &y[i].dmin, y[i].scales, L);
+        memset(y[i].qh, 0, sizeof y[i].qh);
+        for (int j = 0, bit = 0; j < QK_K; j += 64, bit += 2)
+            for (int l = 0; l < 32; l++) {
+                int q0 = L[j + l], q1 = L[j + l + 32];
+                y[i].qs[j / 2 + l] = (uint8_t)((q0 & 15) | (q1 & 15) << 4);
+                y[i].qh[l] |= (uint8_t)((q0 >> 4) << bit | (q1 >> 4) << (bit + 1));
+            }
+    }
+}
+
+/* Q6_K: 16 sub-blocks of 16, x = d * sc * (q - 32) with sc int8 and q 6-bit.
+ * Each sub-block's largest-magnitude value maps to -32 (as ggml's
+ * make_qx_quants starts); the scales are quantized to int8 against the
+ * largest one (mapped to -128, clamped at 127), then the weights against the
+ * stored scales. */
+static void quant_q6_K(const float *x, block_q6_K *y, size_t nb) {
+    for (size_t i = 0; i < nb; i++, x += QK_K) {
+        float sc[16], max_sc = 0.0f, amax_sc = 0.0f;
+        for (int g = 0; g < 16; g++) {
+            float amax = 0.0f, max = 0.0f;
+            for (int l = 0; l < 16; l++)
+                if (amax < fabsf(x[16 * g + l])) {
+                    amax = fabsf(x[16 * g + l]);
+                    max = x[16 * g + l];
+                }
+            sc[g] = max / -32.0f;
+            if (fabsf(sc[g]) > amax_sc) {
+                amax_sc = fabsf(sc[g]);
+                max_sc = sc[g];
+            }
+        }
+        float iscale = max_sc != 0.0f ? -128.0f / max_sc : 0.0f;
+        st_f16(&y[i].d, iscale != 0.0f ? 1.0f / iscale : 0.0f);
+        float d = ld_f16(&y[i].d);
+        uint8_t L[QK_K];
+        for (int g = 0; g < 16; g++) {
+            y[i].scales[g] = (int8_t)clampi(round_i(iscale * sc[g]), -128, 127);
+            float dd = d * y[i].scales[g];
+            for (int l = 0; l < 16; l++)
+                L[16 * g + l] =
+                    (uint8_t)(dd != 0.0f ? clampi(round_i(x[16 * g + l] / dd), -32, 31) + 32 : 32);
+        }
+        for (int n = 0; n < QK_K; n += 128)
+            for (int l = 0; l < 32; l++) {
+                int q1 = L[n + l], q2 = L[n + l + 32], q3 = L[n + l + 64], q4 = L[n + l + 96];
+                y[i].ql[n / 2 + l] = (uint8_t)((q1 & 15) | (q3 & 15) << 4);
+                y[i].ql[n / 2 + l + 32] = (uint8_t)((q2 & 15) | (q4 & 15) << 4);
+                y[i].qh[n / 4 + l] = (uint8_t)((q1 >> 4) | (q2 >> 4) << 2 | (q3 >> 4) << 4 | (q4 >> 4) << 6);
+            }
+    }
+}
+
 int quant_quantize_row(int type, const float *src, void *dst, size_t n) {
     switch (type) {
     case GGML_TYPE_F32: memcpy(dst, src, n * sizeof(float)); return 0;
@@ -393,6 +590,19 @@ int quant_quantize_row(int type, const float *src, void *dst, size_t n) {
         if (n % QK4_0) return INF_EINVAL;
         quant_q4_0(src, dst, n / QK4_0);
         return 0;
+    default: break;
+    }
+    size_t blck = quant_block_size(type);
+    if (!blck || !quant_type_supported(type)) return INF_EUNSUPPORTED;
+    if (n % blck) return INF_EINVAL;
+    size_t nb = n / blck;
+    switch (type) {
+    case GGML_TYPE_Q4_1: quant_q4_1(src, dst, nb); return 0;
+    case GGML_TYPE_Q5_0: quant_q5_0(src, dst, nb); return 0;
+    case GGML_TYPE_Q5_1: quant_q5_1(src, dst, nb); return 0;
+    case GGML_TYPE_Q4_K: quant_q4_K(src, dst, nb); return 0;
+    case GGML_TYPE_Q5_K: quant_q5_K(src, dst, nb); return 0;
+    case GGML_TYPE_Q6_K: quant_q6_K(src, dst, nb); return 0;
     default: return INF_EUNSUPPORTED;
     }
 }

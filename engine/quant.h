@@ -109,8 +109,11 @@ size_t quant_row_bytes(int type, uint64_t n, int *ok);
 /* Dequantizes n weights (n a multiple of the block size) from src to dst. */
 void quant_dequantize_row(int type, const void *src, float *dst, size_t n);
 
-/* Quantizes n floats into dst for F32, F16, BF16, Q8_0, Q4_0 (the types the
- * model writer emits). Returns INF_EUNSUPPORTED for other types. */
+/* Quantizes n floats into dst for every supported type (n a multiple of its
+ * block size, else INF_EINVAL). The 32-blocks round as ggml's reference
+ * quantizers do; the K-quants take each sub-block's range without ggml's
+ * scale search (slightly larger error, same format). INF_EUNSUPPORTED for
+ * other types. */
 int quant_quantize_row(int type, const float *src, void *dst, size_t n);
 
 /* Scalar f16 / bf16 conversions (round to nearest even). */

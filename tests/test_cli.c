@@ -3,10 +3,12 @@
  * llama.cpp's reference outputs in ../shared and against the library. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 #include "gguf.h"
 #include "model.h"
+#include "quant.h"
 #include "testutil.h"
 
 /* Value of "key: value" in info output, or NULL (static buffer). */
@@ -89,6 +91,57 @@ static void test_random_and_info(void) {
     CU_ASSERT_EQUAL(tu_run_capture(bad, NULL), 1);
     free(a);
     free(b);
+}
+
+/* quantize rewrites every matrix in the asked type (q4_k_m: the Q4_K/Q6_K
+ * mix), keeps 1-D tensors and metadata, and each tensor dequantizes close to
+ * its source; a type it cannot write is refused by name. */
+static void test_quantize(void) {
+    if (!have_bin()) return;
+    const char *src = tu_tmpfile("cli-q-src.gguf"), *dst = tu_tmpfile("cli-q-dst.gguf");
+    char *rargv[] = {(char *)tu_bin("inferno-model"), "random", (char *)src, "--preset", "tiny",
+                     "--type", "f16", "--layers", "8", "--embd", "256", "--heads", "4",
+                     "--kv-heads", "2", "--ff", "512", "--vocab", "300", NULL};
+    CU_ASSERT_EQUAL_FATAL(tu_run_capture(rargv, NULL), 0);
+    char *qargv[] = {(char *)tu_bin("inferno-model"), "quantize", (char *)src, (char *)dst, "q4_k_m", NULL};
+    CU_ASSERT_EQUAL_FATAL(tu_run_capture(qargv, NULL), 0);
+    gguf_file *a = NULL, *b = NULL;
+    CU_ASSERT_EQUAL_FATAL(gguf_open(&a, src, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(gguf_open(&b, dst, NULL), 0);
+    CU_ASSERT_EQUAL(a->n_tensors, b->n_tensors);
+    int n_q4k = 0, n_q6k = 0, bad = 0;
+    float *x = malloc(512 * sizeof(float)), *y = malloc(512 * sizeof(float));
+    for (uint64_t i = 0; i < b->n_tensors; i++) {
+        const gguf_tensor *tb = &b->tensors[i], *ta = gguf_find_tensor(a, tb->name);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(ta);
+        n_q4k += tb->type == GGML_TYPE_Q4_K;
+        n_q6k += tb->type == GGML_TYPE_Q6_K;
+        if (ta->n_dims == 1) CU_ASSERT_EQUAL(tb->type, ta->type);
+        int ok = 1;
+        size_t ra = quant_row_bytes(ta->type, ta->ne[0], &ok), rb = quant_row_bytes(tb->type, tb->ne[0], &ok);
+        double e2 = 0, x2 = 0;
+        for (uint64_t r = 0; r < ta->n_elements / ta->ne[0]; r++) {
+            quant_dequantize_row(ta->type, (const uint8_t *)ta->data + r * ra, x, ta->ne[0]);
+            quant_dequantize_row(tb->type, (const uint8_t *)tb->data + r * rb, y, tb->ne[0]);
+            for (uint64_t c = 0; c < ta->ne[0]; c++) {
+                e2 += ((double)x[c] - y[c]) * ((double)x[c] - y[c]);
+                x2 += (double)x[c] * x[c];
+            }
+        }
+        if (!(sqrt(e2 / x2) <= 0.1)) bad++;
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    /* 8 layers: attn_v and ffn_down of layers 0, 3, 6, 7 (llama.cpp's rule), output.weight */
+    CU_ASSERT_EQUAL(n_q6k, 9);
+    CU_ASSERT(n_q4k > 0);
+    free(x);
+    free(y);
+    gguf_close(a);
+    gguf_close(b);
+    char *bargv[] = {(char *)tu_bin("inferno-model"), "quantize", (char *)src, (char *)dst, "q2_k", NULL};
+    char *out = NULL;
+    CU_ASSERT_EQUAL(tu_run_capture(bargv, &out), 1);
+    free(out);
 }
 
 /* tokenize prints llama.cpp's ids (with BOS) for the reference prompts. */
@@ -184,6 +237,7 @@ void test_register_cli(void) {
     CU_pSuite s = CU_add_suite("cli", NULL, NULL);
     CU_add_test(s, "info prints stories260K's real dims", test_info_stories);
     CU_add_test(s, "random writes what info reads; deterministic; bad file rejected", test_random_and_info);
+    CU_add_test(s, "quantize q4_k_m: the mix, close to the source, bad type refused", test_quantize);
     CU_add_test(s, "tokenize equals llama.cpp prompt ids", test_tokenize_matches_llamacpp);
     CU_add_test(s, "generate --json equals llama.cpp greedy", test_generate_json);
     CU_add_test(s, "generate --batch runs concurrently with identical greedy output", test_generate_batch);

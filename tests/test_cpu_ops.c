@@ -2,10 +2,14 @@
  *
  * Weights are generated as raw bits (random halves, bfloat16s, Q8_0/Q4_0
  * blocks) and decoded here with our own plain loops, independent of the
- * library's converters. Every kernel runs on both the SIMD and the scalar path.
+ * library's converters (the newer quantized types: the library's quantizer
+ * and row dequantizer, checked bit by bit in the quant suite). Every matmul
+ * runs on every kernel set this CPU supports (scalar, AVX2, AVX-512) and is
+ * checked against the reference and against scalar.
  */
 #include <cpuid.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,12 +50,59 @@ static int type_size_row(int type, long cols, size_t *row_bytes) {
     case GGML_TYPE_Q8_0: *row_bytes = (size_t)cols / 32 * sizeof(block_q8_0); return cols % 32 == 0;
     case GGML_TYPE_Q4_0: *row_bytes = (size_t)cols / 32 * sizeof(block_q4_0); return cols % 32 == 0;
     }
-    return 0;
+    int ok = 1;
+    *row_bytes = quant_row_bytes(type, (uint64_t)cols, &ok);
+    return ok;
+}
+
+/* Types whose test weights come from the library's quantizer (random floats
+ * quantized, then random bytes stirred into the quants so every code occurs)
+ * and whose exact values come from its row dequantizer, itself checked
+ * bit by bit in the quant suite. */
+static int lib_coded(int type) {
+    return type == GGML_TYPE_Q4_1 || type == GGML_TYPE_Q5_0 || type == GGML_TYPE_Q5_1 ||
+           type == GGML_TYPE_Q4_K || type == GGML_TYPE_Q5_K || type == GGML_TYPE_Q6_K;
+}
+
+static void make_lib_weights(int type, long rows, long cols, size_t rb, uint8_t *data, double *wref,
+                             uint64_t *st) {
+    float *x = malloc(sizeof(float) * (size_t)cols), *dq = malloc(sizeof(float) * (size_t)cols);
+    for (long r = 0; r < rows; r++) {
+        uint8_t *row = data + (size_t)r * rb;
+        for (long c = 0; c < cols; c++) x[c] = tu_rand_uniform(st, -1.0f, 1.0f) * (1.0f + (float)(c % 97) / 20.0f);
+        CU_ASSERT_EQUAL_FATAL(quant_quantize_row(type, x, row, (size_t)cols), 0);
+        /* Randomize the quant bits (not the f16 scales, which could become
+         * inf/nan): every nibble and high bit pattern then occurs, including
+         * the extremes the quantizer rarely emits. */
+        size_t bsz = quant_type_size(type), nb = rb / bsz;
+        for (size_t b = 0; b < nb; b++) {
+            uint8_t *blk = row + b * bsz;
+            size_t lo = 0, hi = bsz;
+            if (type == GGML_TYPE_Q4_1 || type == GGML_TYPE_Q5_1) lo = 4;
+            else if (type == GGML_TYPE_Q5_0) lo = 2;
+            else if (type == GGML_TYPE_Q4_K || type == GGML_TYPE_Q5_K) lo = 16; /* d, dmin, scales */
+            else if (type == GGML_TYPE_Q6_K) hi = 192; /* ql, qh; keep scales and d */
+            if (tu_rand_u64(st) % 2)
+                for (size_t k = lo; k < hi; k++) blk[k] = (uint8_t)tu_rand_u64(st);
+            if ((type == GGML_TYPE_Q4_K || type == GGML_TYPE_Q5_K) && tu_rand_u64(st) % 4 == 0)
+                for (size_t k = 4; k < 16; k++) blk[k] = (uint8_t)tu_rand_u64(st); /* any 6-bit scales/mins */
+            if (type == GGML_TYPE_Q6_K && tu_rand_u64(st) % 4 == 0)
+                for (size_t k = 192; k < 208; k++) blk[k] = (uint8_t)tu_rand_u64(st); /* int8 scales incl. -128 */
+        }
+        quant_dequantize_row(type, row, dq, (size_t)cols);
+        for (long c = 0; c < cols; c++) wref[r * cols + c] = dq[c];
+    }
+    free(x);
+    free(dq);
 }
 
 /* Fills data with random weights of `type` and wref with their exact values. */
 static void make_weights(int type, long rows, long cols, size_t rb, uint8_t *data, double *wref,
                          uint64_t *st) {
+    if (lib_coded(type)) {
+        make_lib_weights(type, rows, cols, rb, data, wref, st);
+        return;
+    }
     for (long r = 0; r < rows; r++) {
         uint8_t *row = data + (size_t)r * rb;
         double *wr = wref + r * cols;
@@ -101,14 +152,48 @@ static void make_weights(int type, long rows, long cols, size_t rb, uint8_t *dat
     }
 }
 
+/* The activations as the kernels see them, in double: Q8_0-style blocks of
+ * 32 (d = amax/127, q = rne(x * (1/d))) or Q8_K blocks of 256 (the largest
+ * magnitude to -127: q = rne(x * (-127/max)), capped at 127, d = 1/that),
+ * computed with the same float operations so the q are the kernels' q. */
+static void act_dequant(const float *x, long cols, int qb, double *out) {
+    for (long b = 0; b < cols / qb; b++) {
+        const float *xb = x + b * qb;
+        float amax = 0.0f, max = 0.0f;
+        for (int j = 0; j < qb; j++)
+            if (fabsf(xb[j]) > amax) {
+                amax = fabsf(xb[j]);
+                max = xb[j];
+            }
+        for (int j = 0; j < qb; j++) {
+            double v;
+            if (qb == 32) {
+                float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+                v = nearbyintf(xb[j] * id) * (double)d;
+            } else if (amax == 0.0f) {
+                v = 0.0;
+            } else {
+                float is = -127.0f / max, q = nearbyintf(is * xb[j]);
+                v = (q > 127.0f ? 127.0f : q) * (double)(1.0f / is);
+            }
+            out[b * qb + j] = v;
+        }
+    }
+}
+
 typedef struct mm_case {
     int type;
     long rows, cols;
     int n_tok;
 } mm_case;
 
-static const int all_types[] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16, GGML_TYPE_Q8_0,
-                                GGML_TYPE_Q4_0};
+static const int all_types[] = {GGML_TYPE_F32,  GGML_TYPE_F16,  GGML_TYPE_BF16, GGML_TYPE_Q8_0,
+                                GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1,
+                                GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K};
+
+static int is_k(int type) {
+    return type == GGML_TYPE_Q4_K || type == GGML_TYPE_Q5_K || type == GGML_TYPE_Q6_K;
+}
 
 /* Runs one shape on SIMD/scalar x pool sizes 1/2/3 and checks each result
  * against the double reference; returns nothing, asserts. */
@@ -120,19 +205,25 @@ static void check_matmul_case(const mm_case *mc, inf_pool *pools[3], uint64_t *s
     uint8_t *data = malloc((size_t)rows * rb);
     double *wref = malloc(sizeof(double) * (size_t)(rows * cols));
     float *x = malloc(sizeof(float) * (size_t)(nt * xs));
-    float *y[2][3];
+    float *y[3][3] = {{0}};
     make_weights(mc->type, rows, cols, rb, data, wref, st);
     for (long i = 0; i < nt * xs; i++) x[i] = tu_rand_uniform(st, -2.0f, 2.0f);
     if (cols >= 64) /* an all-zero activation block (quantization scale 0) */
         for (long c = 32; c < 64; c++) x[c] = 0.0f;
-    const int quant = mc->type == GGML_TYPE_Q8_0 || mc->type == GGML_TYPE_Q4_0;
+    if (cols >= 512 && nt > 1) /* an all-zero Q8_K block in the second token */
+        for (long c = 256; c < 512; c++) x[xs + c] = 0.0f;
+    const int quant = mc->type != GGML_TYPE_F32 && mc->type != GGML_TYPE_F16 && mc->type != GGML_TYPE_BF16;
+    const int qb = is_k(mc->type) ? 256 : 32; /* activation block */
     cpu_weight w = {.type = mc->type, .rows = rows, .cols = cols, .row_bytes = rb, .data = data};
     cpu_scratch scratch = {0};
     const float sentinel = -12345.5f;
 
-    int simd_prev = cpu_ops_set_simd(1);
-    for (int s = 0; s < 2; s++) {
-        cpu_ops_set_simd(s == 0);
+    /* slot 0: scalar; then every SIMD set this CPU runs */
+    int isa_prev = cpu_ops_isa(), ns = 0, isa_of[3];
+    for (int isa = CPU_ISA_SCALAR; isa <= CPU_ISA_AVX512; isa++) {
+        if (cpu_ops_set_isa(isa) < 0) continue;
+        int s = ns++;
+        isa_of[s] = isa;
         for (int p = 0; p < 3; p++) {
             y[s][p] = malloc(sizeof(float) * (size_t)(nt * ys));
             for (long i = 0; i < nt * ys; i++) y[s][p][i] = sentinel;
@@ -140,13 +231,32 @@ static void check_matmul_case(const mm_case *mc, inf_pool *pools[3], uint64_t *s
             CU_ASSERT_EQUAL_FATAL(rc, 0);
         }
     }
-    cpu_ops_set_simd(simd_prev);
+    cpu_ops_set_isa(isa_prev);
 
     long bad = 0, bad_agree = 0, bad_pad = 0, bad_det = 0;
+    long bad_exact = 0;
+    double *xq = malloc(sizeof(double) * (size_t)cols);
     for (int t = 0; t < nt; t++) {
         const float *xt = x + t * xs;
+        if (quant) act_dequant(xt, cols, qb, xq);
         for (long r = 0; r < rows; r++) {
             const double *wr = wref + r * cols;
+            if (quant) {
+                /* Against the activations as the kernels quantize them, the
+                 * only error left is float rounding of the per-block sums. */
+                double e = 0, Sq = 0;
+                for (long c = 0; c < cols; c++) {
+                    e += wr[c] * xq[c];
+                    Sq += fabs(wr[c] * xq[c]);
+                }
+                double tq = (4.0 * (double)cols / 32 + 2.0 * ((double)cols / 8 + 1) + 16) * U24 * 1.01 * 3 * Sq;
+                for (int s = 0; s < ns; s++) {
+                    double v = y[s][0][t * ys + r];
+                    if (!(fabs(v - e) <= tq + 1e-30) && bad_exact++ < 3)
+                        printf("\n  type %d %ldx%ld ntok %d %s: y[%d][%ld] = %.9g, exact-act ref %.9g, tol %.3g",
+                               mc->type, rows, cols, nt, cpu_ops_isa_name(isa_of[s]), t, r, v, e, tq);
+                }
+            }
             double ref = 0, S = 0, qerr = 0;
             for (long c = 0; c < cols; c++) {
                 ref += wr[c] * xt[c];
@@ -154,47 +264,54 @@ static void check_matmul_case(const mm_case *mc, inf_pool *pools[3], uint64_t *s
             }
             double tol;
             if (quant) {
-                /* x is replaced by d*q with d = amax/127 per 32 values, so each
-                 * |x - d*q| <= d/2 (plus a few ulp of x/d); the integer dots are
-                 * exact and the 2 float ops per block add (2*nb+8) ulp. */
-                for (long b = 0; b < cols / 32; b++) {
+                /* x is replaced by d*q with d = amax/127 per block of qb values
+                 * (32, or 256 for Q8_K), so each |x - d*q| <= d/2 (plus a few
+                 * ulp of x/d); the integer dots are exact and the few float
+                 * ops per block (up to 4 for the K mins) add (4*nb+8) ulp of
+                 * the magnitudes involved. The K-quant mins term subtracts two
+                 * large sums, so its operands' magnitude (3x the plain sum S
+                 * is a safe cover) bounds the rounding. */
+                for (long b = 0; b < cols / qb; b++) {
                     double amax = 0, sw = 0;
-                    for (int j = 0; j < 32; j++) {
-                        amax = fmax(amax, fabs(xt[b * 32 + j]));
-                        sw += fabs(wr[b * 32 + j]);
+                    for (int j = 0; j < qb; j++) {
+                        amax = fmax(amax, fabs(xt[b * qb + j]));
+                        sw += fabs(wr[b * qb + j]);
                     }
                     qerr += 0.5001 * amax / 127.0 * sw;
                 }
-                tol = qerr + (2.0 * (double)cols / 32 + 8) * U24 * 1.01 * (S + qerr);
+                tol = qerr + (4.0 * (double)cols / 32 + 8) * U24 * 1.01 * (3 * S + qerr);
             } else {
                 /* 8 lanes of sequential sums: at most 2 roundings per term + hsum */
                 tol = (2.0 * ((double)cols / 8 + 1) + 8) * U24 * 1.01 * S;
             }
-            for (int s = 0; s < 2; s++) {
+            for (int s = 0; s < ns; s++) {
                 double v = y[s][0][t * ys + r];
                 if (!(fabs(v - ref) <= tol + 1e-30)) {
                     if (bad++ < 3)
-                        printf("\n  type %d %ldx%ld ntok %d simd %d: y[%d][%ld] = %.9g, ref %.9g, tol %.3g",
-                               mc->type, rows, cols, nt, s == 0, t, r, v, ref, tol);
+                        printf("\n  type %d %ldx%ld ntok %d %s: y[%d][%ld] = %.9g, ref %.9g, tol %.3g",
+                               mc->type, rows, cols, nt, cpu_ops_isa_name(isa_of[s]), t, r, v, ref, tol);
                 }
             }
-            /* Both paths see identical quantized activations, so they differ
-             * only by float accumulation order. */
-            double accum = (2.0 * ((double)cols / 8 + 1) + 2.0 * cols / 32 + 16) * U24 * 1.01 * (S + qerr);
-            if (!(fabs((double)y[0][0][t * ys + r] - y[1][0][t * ys + r]) <= 2 * accum + 1e-30)) bad_agree++;
+            /* Every path sees identical quantized activations, so each SIMD
+             * path differs from scalar only by float accumulation order. */
+            double accum = (2.0 * ((double)cols / 8 + 1) + 4.0 * cols / 32 + 16) * U24 * 1.01 * (3 * S + qerr);
+            for (int s = 1; s < ns; s++)
+                if (!(fabs((double)y[0][0][t * ys + r] - y[s][0][t * ys + r]) <= 2 * accum + 1e-30)) bad_agree++;
         }
         for (long r = rows; r < ys; r++)
-            for (int s = 0; s < 2; s++)
+            for (int s = 0; s < ns; s++)
                 if (y[s][0][t * ys + r] != sentinel) bad_pad++;
     }
-    for (int s = 0; s < 2; s++)
+    for (int s = 0; s < ns; s++)
         for (int p = 1; p < 3; p++)
             if (memcmp(y[s][0], y[s][p], sizeof(float) * (size_t)(nt * ys)) != 0) bad_det++;
+    free(xq);
     CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(bad_exact, 0);
     CU_ASSERT_EQUAL(bad_agree, 0);
     CU_ASSERT_EQUAL(bad_pad, 0);
     CU_ASSERT_EQUAL(bad_det, 0);
-    for (int s = 0; s < 2; s++)
+    for (int s = 0; s < ns; s++)
         for (int p = 0; p < 3; p++) free(y[s][p]);
     cpu_scratch_free(&scratch);
     free(data);
@@ -212,7 +329,8 @@ static void test_matmul_all_types(void) {
     } shapes[] = {
         {1, 32, 1},    {5, 64, 3},     {13, 96, 17},  {67, 4096, 1}, {9, 4096, 3},
         {31, 512, 17}, {1000, 256, 5}, {300, 256, 1}, {3, 7, 2},     {19, 172, 3},
-        {6, 33, 1},    {11, 8, 4},
+        {6, 33, 1},    {11, 8, 4},     {7, 768, 8},   {37, 1280, 3}, {3, 2304, 17},
+        {257, 512, 1}, {9, 256, 8},
     };
     uint64_t st = 42;
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
@@ -226,10 +344,14 @@ static void test_matmul_all_types(void) {
 
 static void test_matmul_errors(void) {
     uint8_t buf[64 * 34] = {0};
-    float x[64] = {0}, y[4] = {0};
-    cpu_weight w = {.type = GGML_TYPE_Q4_K, .rows = 1, .cols = 256, .row_bytes = 144, .data = buf};
+    float x[256] = {0}, y[4] = {0};
+    cpu_weight w = {.type = GGML_TYPE_Q2_K, .rows = 1, .cols = 256, .row_bytes = 84, .data = buf};
     CU_ASSERT_EQUAL(cpu_matmul(NULL, NULL, &w, x, 256, 1, y, 1), INF_EUNSUPPORTED);
-    CU_ASSERT_FALSE(cpu_matmul_supports(GGML_TYPE_Q4_K));
+    CU_ASSERT_FALSE(cpu_matmul_supports(GGML_TYPE_Q2_K));
+    CU_ASSERT_FALSE(cpu_matmul_supports(GGML_TYPE_Q3_K));
+    /* K-quant rows must be whole super-blocks. */
+    cpu_weight k = {.type = GGML_TYPE_Q4_K, .rows = 1, .cols = 128, .row_bytes = 72, .data = buf};
+    CU_ASSERT_EQUAL(cpu_matmul(NULL, NULL, &k, x, 128, 1, y, 1), INF_EINVAL);
     for (size_t k = 0; k < sizeof all_types / sizeof all_types[0]; k++)
         CU_ASSERT_TRUE(cpu_matmul_supports(all_types[k]));
     /* Q8_0 rows must be whole blocks. */
@@ -489,6 +611,32 @@ static void test_f16_convert(void) {
     free(f);
 }
 
+static void test_isa_selection(void) {
+    int prev = cpu_ops_isa();
+    inf_error err = {0};
+    CU_ASSERT_EQUAL(cpu_ops_select("scalar", &err), 0);
+    CU_ASSERT_EQUAL(cpu_ops_isa(), CPU_ISA_SCALAR);
+    CU_ASSERT_EQUAL(cpu_ops_select("auto", &err), 0);
+    CU_ASSERT_EQUAL(cpu_ops_isa(), cpu_ops_isa_best());
+    CU_ASSERT_EQUAL(cpu_ops_select("sse9", &err), INF_EINVAL);
+    CU_ASSERT_STRING_EQUAL(err.msg, "cpu isa 'sse9' is unknown (use auto, scalar, avx2 or avx512)");
+    int has512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
+                 __builtin_cpu_supports("avx2");
+    if (has512) {
+        CU_ASSERT_EQUAL(cpu_ops_select("avx512", &err), 0);
+        CU_ASSERT_STRING_EQUAL(cpu_ops_describe(), "avx512+vnni");
+    } else {
+        CU_ASSERT_EQUAL(cpu_ops_select("avx512", &err), INF_EUNSUPPORTED);
+        char want[128];
+        snprintf(want, sizeof want, "cpu isa 'avx512' is not available on this CPU (best available: %s)",
+                 cpu_ops_isa_name(cpu_ops_isa_best()));
+        CU_ASSERT_STRING_EQUAL(err.msg, want);
+        tu_skip("no AVX512 F/BW/VL/VNNI on this CPU: the AVX-512 kernels were not run");
+    }
+    CU_ASSERT_EQUAL(cpu_ops_set_isa(prev) >= 0, 1);
+}
+
 static void test_simd_selection(void) {
     int prev = cpu_ops_set_simd(0);
     CU_ASSERT_FALSE(cpu_ops_simd_active());
@@ -507,7 +655,8 @@ static void test_simd_selection(void) {
 void test_register_cpu_ops(void) {
     CU_pSuite s = CU_add_suite("cpu_ops", NULL, NULL);
     CU_add_test(s, "simd selection", test_simd_selection);
-    CU_add_test(s, "matmul F32/F16/BF16/Q8_0/Q4_0 vs double reference", test_matmul_all_types);
+    CU_add_test(s, "isa selection by name", test_isa_selection);
+    CU_add_test(s, "matmul every type vs double reference", test_matmul_all_types);
     CU_add_test(s, "matmul errors", test_matmul_errors);
     CU_add_test(s, "dot and axpy", test_dot_axpy);
     CU_add_test(s, "rmsnorm", test_rmsnorm);

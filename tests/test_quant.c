@@ -373,7 +373,50 @@ static void test_quantize_float_types(void) {
     CU_ASSERT_EQUAL(quant_quantize_row(GGML_TYPE_F32, x, buf, 40), 0);
     CU_ASSERT_EQUAL(memcmp(buf, x, sizeof x), 0);
     CU_ASSERT_EQUAL(bad, 0);
-    CU_ASSERT_EQUAL(quant_quantize_row(GGML_TYPE_Q6_K, x, buf, 32), INF_EUNSUPPORTED);
+    CU_ASSERT_EQUAL(quant_quantize_row(GGML_TYPE_Q2_K, x, buf, 32), INF_EUNSUPPORTED);
+    CU_ASSERT_EQUAL(quant_quantize_row(GGML_TYPE_Q6_K, x, buf, 32), INF_EINVAL);
+}
+
+/* Every quantizer round-trips through the library's dequantizer (itself
+ * checked above against the bit-level references) with the error its bit
+ * width allows: RMS error over RMS of uniform data below the bound (a b-bit
+ * uniform grid over the block range gives about 1.15 / 2^b), an all-zero
+ * block comes back as zeros, and the bytes written are exactly a row. */
+static void test_quantize_all_types(void) {
+    static const struct { int type; double rms; } cases[] = {
+        {GGML_TYPE_Q4_0, 0.10}, {GGML_TYPE_Q4_1, 0.09}, {GGML_TYPE_Q5_0, 0.05},
+        {GGML_TYPE_Q5_1, 0.045}, {GGML_TYPE_Q8_0, 0.006}, {GGML_TYPE_Q4_K, 0.09},
+        {GGML_TYPE_Q5_K, 0.045}, {GGML_TYPE_Q6_K, 0.025}};
+    enum { N = 1024 };
+    float *x = malloc(N * sizeof(float)), *y = malloc(N * sizeof(float));
+    uint8_t *q = malloc(N * 2 + 64);
+    uint64_t st = 17;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int t = cases[c].type, ok = 1;
+        size_t rb = quant_row_bytes(t, N, &ok);
+        CU_ASSERT_FATAL(ok);
+        for (int i = 0; i < N; i++) x[i] = tu_rand_uniform(&st, -1.0f, 1.0f) * (1.0f + (float)(i / 256));
+        for (int i = 256; i < 512; i++) x[i] = 0.0f; /* a zero super-block */
+        for (int i = 512; i < 544; i++) x[i] = fabsf(x[i]) + 0.5f; /* a positive-only block */
+        memset(q, 0xa5, N * 2 + 64);
+        CU_ASSERT_EQUAL_FATAL(quant_quantize_row(t, x, q, N), 0);
+        CU_ASSERT_EQUAL(q[rb], 0xa5);
+        quant_dequantize_row(t, q, y, N);
+        double e2 = 0, x2 = 0;
+        int zero_bad = 0;
+        for (int i = 0; i < N; i++) {
+            e2 += ((double)y[i] - x[i]) * ((double)y[i] - x[i]);
+            x2 += (double)x[i] * x[i];
+            if (i >= 256 && i < 512 && y[i] != 0.0f) zero_bad++;
+        }
+        double r = sqrt(e2 / x2);
+        if (!(r <= cases[c].rms)) printf("\n  %s: rms rel err %.4f > %.4f", quant_type_name(t), r, cases[c].rms);
+        CU_ASSERT(r <= cases[c].rms);
+        CU_ASSERT_EQUAL(zero_bad, 0);
+    }
+    free(x);
+    free(y);
+    free(q);
 }
 
 static void test_type_table(void) {
@@ -431,4 +474,5 @@ void test_register_quant(void) {
     CU_add_test(s, "quantize Q8_0", test_quantize_q8_0);
     CU_add_test(s, "quantize Q4_0", test_quantize_q4_0);
     CU_add_test(s, "quantize F32/F16/BF16", test_quantize_float_types);
+    CU_add_test(s, "quantize every quantized type: round trip", test_quantize_all_types);
 }

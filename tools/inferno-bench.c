@@ -1,6 +1,7 @@
 /* inferno-bench - CPU benchmarks printed as tables (make bench).
  *
  *   inferno-bench [--quick] [--models DIR] [--only single|concurrency]
+ *                 [--cpu-isa auto|scalar|avx2|avx512] [--model FILE]...
  *
  * single:      prefill and decode tokens/s per model, at 1 thread and all
  *              threads, beside the machine's measured memory bandwidth and the
@@ -20,6 +21,7 @@
 
 #include "backend.h"
 #include "bench_util.h"
+#include "cpu_ops.h"
 #include "gguf.h"
 #include "model.h"
 #include "model_random.h"
@@ -30,6 +32,9 @@ typedef struct bench_opts {
     int quick;
     const char *models_dir;
     const char *only;
+    const char *cpu_isa;   /* kernel set for every run (NULL: auto) */
+    const char *files[8];  /* --model: benchmark these instead of the random models */
+    int n_files;
 } bench_opts;
 
 /* Writes the random model `name` once (cached across runs). */
@@ -68,6 +73,9 @@ typedef struct single_result {
     double prefill_tps, decode_tps;
 } single_result;
 
+/* --cpu-isa, for every backend this program creates. */
+static const char *g_cpu_isa;
+
 /* One sequence: prefill n_prompt tokens in one batch, then n_decode greedy steps. */
 static int run_single(const char *path, int threads, int n_prompt, int n_decode, int reps,
                       single_result *r, double *wbytes) {
@@ -79,6 +87,7 @@ static int run_single(const char *path, int threads, int n_prompt, int n_decode,
     cfg.n_threads = threads;
     cfg.kv_cache_bytes = (size_t)256 << 20;
     cfg.max_batch_tokens = n_prompt;
+    cfg.cpu_isa = g_cpu_isa;
     if (backend_cpu_create(&b, f, &cfg, &err)) {
         fprintf(stderr, "bench: %s\n", err.msg);
         gguf_close(f);
@@ -123,18 +132,25 @@ static int run_single(const char *path, int threads, int n_prompt, int n_decode,
 }
 
 static void bench_single(const bench_opts *o, double bw_1, double bw_all, int ncpu) {
-    const char *names[5];
-    char paths[5][1024];
+    const char *names[9];
+    char paths[9][1024];
     int n = 0;
     const char *stories = "../shared/models/stories260K.gguf";
-    if (access(stories, R_OK) == 0) { snprintf(paths[n], 1024, "%s", stories); names[n++] = "stories260K (F32)"; }
-    else printf("(stories260K skipped: ../shared absent)\n");
-    static const int types[3] = {GGML_TYPE_F16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0};
-    static const char *tnames[3] = {"random 1B F16", "random 1B Q8_0", "random 1B Q4_0"};
-    const char *preset = o->quick ? "small" : "1b";
-    for (int t = 0; t < 3; t++) {
-        if (ensure_model(o, preset, types[t], paths[n], 1024)) continue;
-        names[n++] = o->quick ? quant_type_name(types[t]) : tnames[t];
+    if (o->n_files) {
+        for (int i = 0; i < o->n_files; i++) {
+            snprintf(paths[n], 1024, "%s", o->files[i]);
+            names[n++] = o->files[i];
+        }
+    } else {
+        if (access(stories, R_OK) == 0) { snprintf(paths[n], 1024, "%s", stories); names[n++] = "stories260K (F32)"; }
+        else printf("(stories260K skipped: ../shared absent)\n");
+        static const int types[4] = {GGML_TYPE_F16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q4_K};
+        static const char *tnames[4] = {"random 1B F16", "random 1B Q8_0", "random 1B Q4_0", "random 1B Q4_K"};
+        const char *preset = o->quick ? "small" : "1b";
+        for (int t = 0; t < 4; t++) {
+            if (ensure_model(o, preset, types[t], paths[n], 1024)) continue;
+            names[n++] = o->quick ? quant_type_name(types[t]) : tnames[t];
+        }
     }
     int n_prompt = o->quick ? 64 : 128, n_decode = o->quick ? 16 : 24, reps = o->quick ? 2 : 3;
     printf("\n## Single stream (prompt %d tokens, %d decode steps, median of %d runs)\n\n",
@@ -157,20 +173,29 @@ static void bench_single(const bench_opts *o, double bw_1, double bw_all, int nc
 }
 
 int main(int argc, char **argv) {
-    bench_opts o = {0, "build/bench-models", NULL};
+    bench_opts o = {0, "build/bench-models", NULL, NULL, {0}, 0};
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) o.quick = 1;
         else if (strcmp(argv[i], "--models") == 0 && i + 1 < argc) o.models_dir = argv[++i];
         else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) o.only = argv[++i];
+        else if (strcmp(argv[i], "--cpu-isa") == 0 && i + 1 < argc) o.cpu_isa = argv[++i];
+        else if (strcmp(argv[i], "--model") == 0 && i + 1 < argc && o.n_files < 8) o.files[o.n_files++] = argv[++i];
         else {
-            fprintf(stderr, "usage: inferno-bench [--quick] [--models DIR] [--only single|concurrency]\n");
+            fprintf(stderr, "usage: inferno-bench [--quick] [--models DIR] [--only single|concurrency]\n"
+                            "                     [--cpu-isa auto|scalar|avx2|avx512] [--model FILE]...\n");
             return 2;
         }
     }
+    inf_error ierr = {0};
+    if (cpu_ops_select(o.cpu_isa, &ierr)) {
+        fprintf(stderr, "inferno-bench: %s\n", ierr.msg);
+        return 2;
+    }
+    g_cpu_isa = o.cpu_isa;
     int ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
     double bw_1 = bench_memory_bandwidth(1), bw_all = bench_memory_bandwidth(ncpu);
-    printf("# inferno-bench\n\ncpu cores: %d; memory read bandwidth: %.1f GB/s (1 thread), %.1f GB/s (%d threads)\n",
-           ncpu, bw_1, bw_all, ncpu);
+    printf("# inferno-bench\n\ncpu cores: %d; memory read bandwidth: %.1f GB/s (1 thread), %.1f GB/s (%d threads); "
+           "cpu kernels: %s\n", ncpu, bw_1, bw_all, ncpu, cpu_ops_describe());
     if (!o.only || strcmp(o.only, "single") == 0) bench_single(&o, bw_1, bw_all, ncpu);
     if (!o.only || strcmp(o.only, "concurrency") == 0) bench_concurrency(o.models_dir, o.quick);
     return 0;

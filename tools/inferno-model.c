@@ -7,6 +7,7 @@
  *                        [--kv-heads N] [--ff N] [--vocab N] [--ctx N] [--tied] [--arch llama|qwen2]
  *   inferno-model generate FILE [--file PROMPTFILE | PROMPT] [sampling flags] [--json]
  *   inferno-model generate FILE --batch PROMPTS.jsonl [--json]
+ *   inferno-model quantize IN.gguf OUT.gguf TYPE [--threads N]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "gguf.h"
 #include "model.h"
 #include "model_generate.h"
+#include "model_quantize.h"
 #include "model_random.h"
 #include "quant.h"
 #include "tokenizer.h"
@@ -23,12 +25,14 @@ static void usage(FILE *out) {
     fputs("usage:\n"
           "  inferno-model info FILE\n"
           "  inferno-model tokenize FILE [--no-bos] [--pieces] [--parse-special] [--file TEXTFILE | TEXT]\n"
-          "  inferno-model random OUT.gguf [--preset tiny|small|1b|8b] [--type f32|f16|bf16|q8_0|q4_0]\n"
+          "  inferno-model random OUT.gguf [--preset tiny|small|1b|8b] [--type f32|f16|bf16|q8_0|q4_0|...]\n"
           "        [--vocab-from VOCAB.gguf] [--seed N] [--layers N] [--embd N] [--heads N]\n"
           "        [--kv-heads N] [--ff N] [--vocab N] [--ctx N] [--tied] [--arch llama|qwen2]\n"
           "  inferno-model generate FILE [--file PROMPTFILE | PROMPT] [--max-tokens N]\n"
           "        [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--seed S] [--threads N] [--json]\n"
           "  inferno-model generate FILE --batch PROMPTS.jsonl [--json]\n"
+          "  inferno-model quantize IN.gguf OUT.gguf TYPE [--threads N]\n"
+          "        TYPE: f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k, or the mixes q4_k_m q5_k_m\n"
           "  (inferno-model generate --help lists every generation flag)\n",
           out);
 }
@@ -207,6 +211,24 @@ static int cmd_random(int argc, char **argv) {
     return 0;
 }
 
+static int cmd_quantize(int argc, char **argv) {
+    const char *pos[3] = {0};
+    int np = 0, threads = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (np < 3 && argv[i][0] != '-') pos[np++] = argv[i];
+        else { usage(stderr); return 2; }
+    }
+    if (np != 3) { usage(stderr); return 2; }
+    inf_error err = {0};
+    if (model_quantize(pos[0], pos[1], pos[2], threads, &err)) {
+        fprintf(stderr, "inferno-model: %s\n", err.msg);
+        return 1;
+    }
+    fprintf(stderr, "wrote %s (%s)\n", pos[1], pos[2]);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(argc < 2 ? stderr : stdout);
@@ -217,6 +239,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "tokenize") == 0) return cmd_tokenize(argc - 2, argv + 2);
     if (strcmp(cmd, "random") == 0) return cmd_random(argc - 2, argv + 2);
     if (strcmp(cmd, "generate") == 0) return gen_main(argc - 2, argv + 2);
+    if (strcmp(cmd, "quantize") == 0) return cmd_quantize(argc - 2, argv + 2);
     fprintf(stderr, "inferno-model: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

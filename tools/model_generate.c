@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cpu_ops.h"
 #include "engine.h"
 #include "json.h"
 #include "tokenizer.h"
@@ -136,7 +137,7 @@ static void gen_usage(FILE *out) {
           "prompt: --no-bos (do not add BOS)  --parse-special (recognise special-token texts)\n"
           "engine: --threads N (all cores)  --kv-cache-mb MB (256)  --kv-type f16|f32 (f16)\n"
           "  --max-num-seqs N (64)  --max-batched-tokens N (512)  --max-model-len N (model's)\n"
-          "  --no-prefix-cache  --no-chunked-prefill\n"
+          "  --no-prefix-cache  --no-chunked-prefill  --cpu-isa auto|scalar|avx2|avx512 (auto)\n"
           "output: --json (one JSON object; with --batch one per request plus a summary)\n"
           "batch file: one JSON object per line: id, prompt | prompt_ids, sampling fields\n"
           "  (max_tokens, temperature, top_k, top_p, min_p, seed, stop, stop_token_ids, ...),\n"
@@ -150,6 +151,13 @@ static int parse_engine_flag(int argc, char **argv, int *i, engine_config *c, in
     int rc;
     if (strcmp(f, "--no-prefix-cache") == 0) { c->enable_prefix_caching = 0; return 1; }
     if (strcmp(f, "--no-chunked-prefill") == 0) { c->enable_chunked_prefill = 0; return 1; }
+    if (strcmp(f, "--cpu-isa") == 0) {
+        if (!v || cpu_ops_isa_parse(v) == -2)
+            return inf_error_set(err, INF_EINVAL, "--cpu-isa must be auto, scalar, avx2 or avx512");
+        c->cpu_isa = v;
+        (*i)++;
+        return 1;
+    }
     if (strcmp(f, "--kv-type") == 0) {
         if (!v || (strcmp(v, "f16") && strcmp(v, "f32")))
             return inf_error_set(err, INF_EINVAL, "--kv-type must be f16 or f32");

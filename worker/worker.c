@@ -237,6 +237,7 @@ int worker_create(worker **out, const wcfg *cfg, inf_error *err) {
         engine_config ec = engine_config_default();
         ec.backend = cfg->backend;
         ec.n_threads = cfg->threads;
+        ec.cpu_isa = cfg->cpu_isa;
         ec.kv_cache_bytes = (size_t)cfg->kv_cache_mb << 20;
         ec.gpu_memory_fraction = cfg->gpu_memory_fraction; /* engine_open: kv_cache_bytes wins */
         ec.max_num_seqs = cfg->max_num_seqs;
