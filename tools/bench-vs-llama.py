@@ -189,6 +189,9 @@ def main():
     ap.add_argument("--types", default=",".join(TYPES))
     ap.add_argument("--nice", type=int, default=10)
     ap.add_argument("--json", help="also write every raw measurement here")
+    ap.add_argument("--llama-desc", default=os.environ.get("LLAMA_DESC"),
+                    help="what the llama.cpp build is, for the header (a build from a source snapshot "
+                         "reports no commit); LLAMA_DESC")
     a = ap.parse_args()
     a.types = [t for t in a.types.split(",") if t]
     if not a.llama_bin:
@@ -234,7 +237,8 @@ def main():
     device = raw[a.types[0]][0]["ours"]["batched_info"].get("device", "?")
     lb = raw[a.types[0]][0]["llama"]["single"]
     print(f"# inferno vs llama.cpp, {a.threads} threads, {a.rounds} rounds\n")
-    print(f"ours: {device}; llama.cpp: {lb.get('build_commit', '?')} (build {lb.get('build_number', '?')}), "
+    desc = a.llama_desc or f"{lb.get('build_commit', '?')} (build {lb.get('build_number', '?')})"
+    print(f"ours: {device}; llama.cpp: {desc}, "
           f"{lb.get('cpu_info', '?')}, backends {lb.get('backends', '?')}")
     print(f"floors (best of {a.rounds} rounds, {a.threads} threads): read bandwidth {fl['bw_gbps']:.1f} GB/s; "
           f"F32 FMA peak {fl['f32_gflops']:.0f} GFLOP/s ({fl['f32_isa']}); int8 dot peak {fl['int8_gops']:.0f} GOP/s "
