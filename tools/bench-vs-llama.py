@@ -178,6 +178,57 @@ def fmt(x, nd=2):
     return "-" if x is None else f"{x:.{nd}f}"
 
 
+def render(a, raw, fls, paths):
+    """Prints the tables from the raw per-round figures."""
+    rounds_n = min(len(v) for v in raw.values())
+    fl = {"bw_gbps": max(f["bw_gbps"] for f in fls), "f32_gflops": max(f["f32_gflops"] for f in fls),
+          "int8_gops": max(f["int8_gops"] for f in fls), "f32_isa": fls[0]["f32_isa"],
+          "int8_isa": fls[0]["int8_isa"]}
+    device = raw[a.types[0]][0]["ours"]["batched_info"].get("device", "?")
+    lb = raw[a.types[0]][0]["llama"]["single"]
+    print(f"# inferno vs llama.cpp, {a.threads} threads, {rounds_n} rounds\n")
+    desc = a.llama_desc or f"{lb.get('build_commit', '?')} (build {lb.get('build_number', '?')})"
+    print(f"ours: {device}; llama.cpp: {desc}, "
+          f"{lb.get('cpu_info', '?')}, backends {lb.get('backends', '?')}")
+    print(f"floors (best of {rounds_n} rounds, {a.threads} threads): read bandwidth {fl['bw_gbps']:.1f} GB/s; "
+          f"F32 FMA peak {fl['f32_gflops']:.0f} GFLOP/s ({fl['f32_isa']}); int8 dot peak {fl['int8_gops']:.0f} GOP/s "
+          f"({fl['int8_isa']})\n")
+    print("| file | type | threads | test | ours tok/s | llama.cpp tok/s | ratio | ours % of floor "
+          "| llama.cpp % of floor | floor tok/s |")
+    print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|")
+    tests = [("tg", f"tg{TG}"), ("pp", f"pp{PP}"), ("batched", f"batched {NPL}x({NPP}+{NTG})")]
+    for t in a.types:
+        rounds = raw[t]
+        info = rounds[0]["ours"]["single"]
+        ft = floor_tps
+        for key, name in tests:
+            ov = [x["ours"][key] for x in rounds]
+            lv = [x["llama"][key] for x in rounds]
+            ratios = [o / l for o, l in zip(ov, lv) if o and l]
+            f = ft(key, fl, info["weight_bytes_per_token"], info["macs_per_token"], info["weight_type"] in FLOAT_TYPES)
+            mo, ml = med(ov), med(lv)
+            print(f"| 1b-{t}.gguf | {info['weight_type']} | {a.threads} | {name} | {fmt(mo)} | {fmt(ml)} "
+                  f"| {fmt(med(ratios))} | {fmt(mo and 100 * mo / f, 0)}% | {fmt(ml and 100 * ml / f, 0)}% "
+                  f"| {fmt(f)} |")
+    print("\n| file | file MB | ours load s | llama.cpp load s | ours peak RSS MB (tg/pp, batched) "
+          "| llama.cpp peak RSS MB (tg/pp, batched) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for t in a.types:
+        rounds = raw[t]
+        mb = os.path.getsize(paths[t]) / 1e6
+
+        def rss(who, k):
+            return med([x[who][k] for x in rounds]) / 1024
+
+        print(f"| 1b-{t}.gguf | {mb:.0f} | {fmt(med([x['ours']['load_s'] for x in rounds]))} "
+              f"| {fmt(med([x['llama']['load_s'] for x in rounds]))} "
+              f"| {rss('ours', 'rss_kb'):.0f}, {rss('ours', 'rss_batched_kb'):.0f} "
+              f"| {rss('llama', 'rss_kb'):.0f}, {rss('llama', 'rss_batched_kb'):.0f} |")
+    print("\nours load: gguf_open + backend creation in the tg/pp child; llama.cpp load: llama-batched-bench's "
+          "`load time` (llama_perf_context_print). RSS: ru_maxrss of each child (wait4), mapped file pages "
+          "included. Medians over rounds; ratio = median of per-round ours/llama.cpp.")
+
+
 def main():
     ap = argparse.ArgumentParser(description="our engine vs llama.cpp on the same GGUF files")
     ap.add_argument("--llama-bin", default=os.environ.get("LLAMA_BIN"), help="llama.cpp bin dir (LLAMA_BIN)")
@@ -192,8 +243,19 @@ def main():
     ap.add_argument("--llama-desc", default=os.environ.get("LLAMA_DESC"),
                     help="what the llama.cpp build is, for the header (a build from a source snapshot "
                          "reports no commit); LLAMA_DESC")
+    ap.add_argument("--from-json", help="print the tables from a --json file of an earlier run (complete "
+                                        "rounds only) instead of measuring")
     a = ap.parse_args()
     a.types = [t for t in a.types.split(",") if t]
+    if a.from_json:
+        with open(a.from_json) as fi:
+            d = json.load(fi)
+        raw = {t: v for t, v in d["raw"].items() if v}
+        n = min(len(v) for v in raw.values())
+        raw = {t: v[:n] for t, v in raw.items()}
+        a.types = [t for t in TYPES if t in raw] + [t for t in raw if t not in TYPES]
+        render(a, raw, d["floors"], {t: os.path.join(a.dir, f"1b-{t}.gguf") for t in a.types})
+        return
     if not a.llama_bin:
         ap.error("--llama-bin DIR (or LLAMA_BIN) is needed")
     for exe in ("llama-bench", "llama-batched-bench", "llama-quantize"):
@@ -231,52 +293,7 @@ def main():
                 with open(a.json, "w") as fo:
                     json.dump({"floors": fls, "raw": raw}, fo, indent=1)
 
-    fl = {"bw_gbps": max(f["bw_gbps"] for f in fls), "f32_gflops": max(f["f32_gflops"] for f in fls),
-          "int8_gops": max(f["int8_gops"] for f in fls), "f32_isa": fls[0]["f32_isa"],
-          "int8_isa": fls[0]["int8_isa"]}
-    device = raw[a.types[0]][0]["ours"]["batched_info"].get("device", "?")
-    lb = raw[a.types[0]][0]["llama"]["single"]
-    print(f"# inferno vs llama.cpp, {a.threads} threads, {a.rounds} rounds\n")
-    desc = a.llama_desc or f"{lb.get('build_commit', '?')} (build {lb.get('build_number', '?')})"
-    print(f"ours: {device}; llama.cpp: {desc}, "
-          f"{lb.get('cpu_info', '?')}, backends {lb.get('backends', '?')}")
-    print(f"floors (best of {a.rounds} rounds, {a.threads} threads): read bandwidth {fl['bw_gbps']:.1f} GB/s; "
-          f"F32 FMA peak {fl['f32_gflops']:.0f} GFLOP/s ({fl['f32_isa']}); int8 dot peak {fl['int8_gops']:.0f} GOP/s "
-          f"({fl['int8_isa']})\n")
-    print("| file | type | threads | test | ours tok/s | llama.cpp tok/s | ratio | ours % of floor "
-          "| llama.cpp % of floor | floor tok/s |")
-    print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|")
-    tests = [("tg", f"tg{TG}"), ("pp", f"pp{PP}"), ("batched", f"batched {NPL}x({NPP}+{NTG})")]
-    for t in a.types:
-        rounds = raw[t]
-        info = rounds[0]["ours"]["single"]
-        ft = floor_tps
-        for key, name in tests:
-            ov = [x["ours"][key] for x in rounds]
-            lv = [x["llama"][key] for x in rounds]
-            ratios = [o / l for o, l in zip(ov, lv) if o and l]
-            f = ft(key, fl, info["weight_bytes_per_token"], info["macs_per_token"], info["weight_type"] in FLOAT_TYPES)
-            mo, ml = med(ov), med(lv)
-            print(f"| 1b-{t}.gguf | {info['weight_type']} | {a.threads} | {name} | {fmt(mo)} | {fmt(ml)} "
-                  f"| {fmt(med(ratios))} | {fmt(mo and 100 * mo / f, 0)}% | {fmt(ml and 100 * ml / f, 0)}% "
-                  f"| {fmt(f)} |")
-    print("\n| file | file MB | ours load s | llama.cpp load s | ours peak RSS MB (tg/pp, batched) "
-          "| llama.cpp peak RSS MB (tg/pp, batched) |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for t in a.types:
-        rounds = raw[t]
-        mb = os.path.getsize(paths[t]) / 1e6
-
-        def rss(who, k):
-            return med([x[who][k] for x in rounds]) / 1024
-
-        print(f"| 1b-{t}.gguf | {mb:.0f} | {fmt(med([x['ours']['load_s'] for x in rounds]))} "
-              f"| {fmt(med([x['llama']['load_s'] for x in rounds]))} "
-              f"| {rss('ours', 'rss_kb'):.0f}, {rss('ours', 'rss_batched_kb'):.0f} "
-              f"| {rss('llama', 'rss_kb'):.0f}, {rss('llama', 'rss_batched_kb'):.0f} |")
-    print("\nours load: gguf_open + backend creation in the tg/pp child; llama.cpp load: llama-batched-bench's "
-          "`load time` (llama_perf_context_print). RSS: ru_maxrss of each child (wait4), mapped file pages "
-          "included. Medians over rounds; ratio = median of per-round ours/llama.cpp.")
+    render(a, raw, fls, paths)
     if a.json:
         with open(a.json, "w") as fo:
             json.dump({"floors": fls, "raw": raw}, fo, indent=1)
