@@ -224,6 +224,10 @@ def render(a, raw, fls, paths):
               f"| {fmt(med([x['llama']['load_s'] for x in rounds]))} "
               f"| {rss('ours', 'rss_kb'):.0f}, {rss('ours', 'rss_batched_kb'):.0f} "
               f"| {rss('llama', 'rss_kb'):.0f}, {rss('llama', 'rss_batched_kb'):.0f} |")
+    la = [x["loadavg"] for v in raw.values() for x in v if "loadavg" in x]
+    if la:
+        print(f"\n1-minute load average after each pair: {min(la):.1f} to {max(la):.1f} on {os.cpu_count()} CPUs "
+              "(above the thread count, other processes shared the cores and the figures are noisy).")
     print("\nours load: gguf_open + backend creation in the tg/pp child; llama.cpp load: llama-batched-bench's "
           "`load time` (llama_perf_context_print). RSS: ru_maxrss of each child (wait4), mapped file pages "
           "included. Medians over rounds; ratio = median of per-round ours/llama.cpp.")
@@ -284,6 +288,7 @@ def main():
                             "load_s": s.get("load_s") if who == "ours" else b["load_s"],
                             "rss_kb": s["rss_kb"], "rss_batched_kb": b["rss_kb"],
                             "single": s["info"], "batched_info": b["info"]}
+            res["loadavg"] = os.getloadavg()[0]  # 1-minute load after the pair: how shared the CPU was
             raw[t].append(res)
             o, l = res["ours"], res["llama"]
             log(f"round {r + 1}/{a.rounds} {t}: tg {fmt(o['tg'])}/{fmt(l['tg'])}  pp {fmt(o['pp'])}/{fmt(l['pp'])}"
