@@ -5,7 +5,8 @@
 #                    the GPU suites on the CUDA emulator (quick form)
 #   make test-cuda-emu  the GPU suites on the CUDA emulator (emu/), full form
 #   make asan        the same suites under -fsanitize=address,undefined
-#   make bench       CPU benchmarks (tables on stdout)
+#   make bench       CPU benchmarks (tables on stdout); LLAMA_BIN=DIR: side by side
+#                    with a llama.cpp build of your own on the same files
 #   make chaos       the chaos suite's long form (CHAOS_REQUESTS=10000)
 #   make soak        memory soak: the worker's RSS over 20 rounds of 1,000 requests
 #   make fuzz        libFuzzer targets in turn: GGUF reader, request decoder, tokenizers
@@ -165,9 +166,22 @@ asan: deps
 	  EXTRA_LDFLAGS="-fsanitize=address,undefined" all
 	ASAN_OPTIONS=detect_leaks=1 INFERNO_BIN=bin-asan bin-asan/inferno-tests $(SUITES)
 
+# make bench: our tables alone, with the bandwidth floors. make bench
+# LLAMA_BIN=DIR (a llama.cpp CPU build of your own: llama-bench,
+# llama-batched-bench, llama-quantize): side by side with llama.cpp on the same
+# files, BENCH_ROUNDS alternating rounds on BENCH_THREADS threads
+# (tools/bench-vs-llama.py; BENCH_VS_ARGS passes more options).
+LLAMA_BIN ?=
+BENCH_ROUNDS ?= 3
+BENCH_THREADS ?= 2
 bench: deps
 	@$(MAKE) --no-print-directory all
+ifeq ($(strip $(LLAMA_BIN)),)
 	$(BIN)/inferno-bench $(BENCH_ARGS)
+else
+	python3 tools/bench-vs-llama.py --llama-bin $(LLAMA_BIN) --bin $(BIN) --dir $(BUILD)/bench-vs-llama \
+	  --rounds $(BENCH_ROUNDS) --threads $(BENCH_THREADS) $(BENCH_VS_ARGS)
+endif
 
 # The chaos suite's long form (make test runs it with 1,000 requests):
 # CHAOS_REQUESTS valid requests, more worker kills; several minutes.

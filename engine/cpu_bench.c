@@ -163,3 +163,151 @@ double cpu_bench_memory_bandwidth(inf_pool *pool, size_t bytes, double min_secon
     long per_thread = (long)(bytes / sizeof(float)) / 64 / inf_pool_size(pool) / 8 * 8;
     return (double)per_thread * 8 * 32 * inf_pool_size(pool) / best * 1e-9;
 }
+
+/* ---- peak compute ---------------------------------------------------------- */
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#define PEAK_ITERS 200000L
+
+/* 16 independent chains: enough to cover FMA latency x ports on current
+ * cores (AVX-512 has 32 registers; the AVX2 forms use 12 of 16). */
+__attribute__((target("avx512f"))) static float peak_f32_avx512(long iters) {
+    __m512 a0 = _mm512_set1_ps(1.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    __m512 a8 = a0, a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0;
+    const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+    for (long i = 0; i < iters; i++) {
+        a0 = _mm512_fmadd_ps(a0, m, c); a1 = _mm512_fmadd_ps(a1, m, c);
+        a2 = _mm512_fmadd_ps(a2, m, c); a3 = _mm512_fmadd_ps(a3, m, c);
+        a4 = _mm512_fmadd_ps(a4, m, c); a5 = _mm512_fmadd_ps(a5, m, c);
+        a6 = _mm512_fmadd_ps(a6, m, c); a7 = _mm512_fmadd_ps(a7, m, c);
+        a8 = _mm512_fmadd_ps(a8, m, c); a9 = _mm512_fmadd_ps(a9, m, c);
+        a10 = _mm512_fmadd_ps(a10, m, c); a11 = _mm512_fmadd_ps(a11, m, c);
+        a12 = _mm512_fmadd_ps(a12, m, c); a13 = _mm512_fmadd_ps(a13, m, c);
+        a14 = _mm512_fmadd_ps(a14, m, c); a15 = _mm512_fmadd_ps(a15, m, c);
+        __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), "+v"(a6), "+v"(a7));
+        __asm__ volatile("" : "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11), "+v"(a12), "+v"(a13), "+v"(a14), "+v"(a15));
+    }
+    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                             _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)),
+                                       _mm512_add_ps(_mm512_add_ps(a12, a13), _mm512_add_ps(a14, a15))));
+    return _mm512_reduce_add_ps(s);
+}
+
+__attribute__((target("avx2,fma"))) static float peak_f32_avx2(long iters) {
+    __m256 a0 = _mm256_set1_ps(1.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    __m256 a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+    const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+    for (long i = 0; i < iters; i++) {
+        a0 = _mm256_fmadd_ps(a0, m, c); a1 = _mm256_fmadd_ps(a1, m, c);
+        a2 = _mm256_fmadd_ps(a2, m, c); a3 = _mm256_fmadd_ps(a3, m, c);
+        a4 = _mm256_fmadd_ps(a4, m, c); a5 = _mm256_fmadd_ps(a5, m, c);
+        a6 = _mm256_fmadd_ps(a6, m, c); a7 = _mm256_fmadd_ps(a7, m, c);
+        a8 = _mm256_fmadd_ps(a8, m, c); a9 = _mm256_fmadd_ps(a9, m, c);
+        a10 = _mm256_fmadd_ps(a10, m, c); a11 = _mm256_fmadd_ps(a11, m, c);
+        __asm__ volatile("" : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5));
+        __asm__ volatile("" : "+x"(a6), "+x"(a7), "+x"(a8), "+x"(a9), "+x"(a10), "+x"(a11));
+    }
+    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
+                             _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
+    s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11)));
+    float v[8];
+    _mm256_storeu_ps(v, s);
+    return v[0] + v[7];
+}
+
+__attribute__((target("avx512f,avx512vnni"))) static float peak_i8_vnni512(long iters) {
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    __m512i a8 = a0, a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0;
+    const __m512i u = _mm512_set1_epi8(3), s = _mm512_set1_epi8(-5);
+    for (long i = 0; i < iters; i++) {
+        a0 = _mm512_dpbusd_epi32(a0, u, s); a1 = _mm512_dpbusd_epi32(a1, u, s);
+        a2 = _mm512_dpbusd_epi32(a2, u, s); a3 = _mm512_dpbusd_epi32(a3, u, s);
+        a4 = _mm512_dpbusd_epi32(a4, u, s); a5 = _mm512_dpbusd_epi32(a5, u, s);
+        a6 = _mm512_dpbusd_epi32(a6, u, s); a7 = _mm512_dpbusd_epi32(a7, u, s);
+        a8 = _mm512_dpbusd_epi32(a8, u, s); a9 = _mm512_dpbusd_epi32(a9, u, s);
+        a10 = _mm512_dpbusd_epi32(a10, u, s); a11 = _mm512_dpbusd_epi32(a11, u, s);
+        a12 = _mm512_dpbusd_epi32(a12, u, s); a13 = _mm512_dpbusd_epi32(a13, u, s);
+        a14 = _mm512_dpbusd_epi32(a14, u, s); a15 = _mm512_dpbusd_epi32(a15, u, s);
+        __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), "+v"(a6), "+v"(a7));
+        __asm__ volatile("" : "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11), "+v"(a12), "+v"(a13), "+v"(a14), "+v"(a15));
+    }
+    __m512i t = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)),
+                                 _mm512_add_epi32(_mm512_add_epi32(a4, a5), _mm512_add_epi32(a6, a7)));
+    t = _mm512_add_epi32(t, _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a8, a9), _mm512_add_epi32(a10, a11)),
+                                             _mm512_add_epi32(_mm512_add_epi32(a12, a13), _mm512_add_epi32(a14, a15))));
+    return (float)_mm512_reduce_add_epi32(t);
+}
+
+/* The AVX2 int8 dot as llama.cpp's AVX2 kernels do it: u8 x s8 pairs to s16,
+ * pairs of s16 to s32, accumulate (3 instructions per 32 multiply-adds). */
+__attribute__((target("avx2"))) static float peak_i8_avx2(long iters) {
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    __m256i w[8];
+    for (int j = 0; j < 8; j++) w[j] = _mm256_set1_epi8((char)(3 + j));
+    const __m256i *wp = w, s = _mm256_set1_epi8(-5), one = _mm256_set1_epi16(1);
+    /* The u8 operand comes from L1 (as weights do), a fresh load per chain:
+     * the barrier on wp keeps the compiler from sharing one product. */
+#define I8STEP(a, j) a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_load_si256(wp + j), s), one))
+    for (long i = 0; i < iters; i++) {
+        __asm__ volatile("" : "+r"(wp));
+        I8STEP(a0, 0); I8STEP(a1, 1); I8STEP(a2, 2); I8STEP(a3, 3);
+        I8STEP(a4, 4); I8STEP(a5, 5); I8STEP(a6, 6); I8STEP(a7, 7);
+        __asm__ volatile("" : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5), "+x"(a6), "+x"(a7));
+    }
+#undef I8STEP
+    __m256i t = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(a0, a1), _mm256_add_epi32(a2, a3)),
+                                 _mm256_add_epi32(_mm256_add_epi32(a4, a5), _mm256_add_epi32(a6, a7)));
+    return (float)_mm256_extract_epi32(t, 0);
+}
+#endif
+
+typedef struct peak_task {
+    int kind; /* 1 f32 avx512, 2 f32 avx2, 3 i8 vnni512, 4 i8 avx2 */
+    long iters;
+    float sink[64];
+} peak_task;
+
+static void peak_worker(void *ctx, int ith, int nth) {
+    (void)nth;
+    peak_task *t = ctx;
+    float r = 0;
+#if defined(__x86_64__) || defined(__i386__)
+    switch (t->kind) {
+    case 1: r = peak_f32_avx512(t->iters); break;
+    case 2: r = peak_f32_avx2(t->iters); break;
+    case 3: r = peak_i8_vnni512(t->iters); break;
+    case 4: r = peak_i8_avx2(t->iters); break;
+    }
+#endif
+    t->sink[ith % 64] = r;
+}
+
+double cpu_bench_peak_gflops(inf_pool *pool, int int8, double min_seconds, const char **isa) {
+    peak_task t = {.kind = 0, .iters = PEAK_ITERS};
+    double ops_per_iter = 0; /* per thread */
+    const char *name = "none";
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (!int8 && __builtin_cpu_supports("avx512f")) t.kind = 1, ops_per_iter = 16 * 16 * 2, name = "avx512f fma";
+    else if (!int8 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        t.kind = 2, ops_per_iter = 12 * 8 * 2, name = "avx2 fma";
+    else if (int8 && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512f"))
+        t.kind = 3, ops_per_iter = 16 * 64 * 2, name = "avx512 vnni vpdpbusd";
+    else if (int8 && __builtin_cpu_supports("avx2"))
+        t.kind = 4, ops_per_iter = 8 * 32 * 2, name = "avx2 vpmaddubsw";
+#endif
+    if (isa) *isa = name;
+    if (!t.kind) return 0;
+    inf_pool_run(pool, peak_worker, &t); /* warm-up: clocks, pages */
+    double best = 1e30, start = now_s();
+    for (int i = 0; i < 3 || now_s() - start < min_seconds; i++) {
+        double t0 = now_s();
+        inf_pool_run(pool, peak_worker, &t);
+        double dt = now_s() - t0;
+        if (dt < best) best = dt;
+    }
+    return ops_per_iter * (double)t.iters * inf_pool_size(pool) / best * 1e-9;
+}

@@ -29,4 +29,14 @@ int cpu_bench_matmul(inf_pool *pool, int type, int64_t rows, int64_t cols, int n
  * (as a double) if the buffer cannot be allocated. */
 double cpu_bench_memory_bandwidth(inf_pool *pool, size_t bytes, double min_seconds);
 
+/* Peak arithmetic throughput of the machine across the pool, the compute
+ * floor for prefill: int8 = 0 measures F32 FMA (2 flops per lane), int8 = 1
+ * the u8 x s8 dot products the quantized kernels of a fast engine use
+ * (AVX512-VNNI vpdpbusd, else AVX2 vpmaddubsw + vpmaddwd; 2 ops per
+ * multiply-add), each with the widest ISA this CPU has, in independent
+ * register-resident chains; best of repeated passes for at least min_seconds.
+ * GFLOP/s (GOP/s for int8), 1e9; 0 where the CPU has neither path. `isa`
+ * (may be NULL) gets the path's name. */
+double cpu_bench_peak_gflops(inf_pool *pool, int int8, double min_seconds, const char **isa);
+
 #endif

@@ -2,6 +2,12 @@
  *
  *   inferno-bench [--quick] [--models DIR] [--only single|concurrency]
  *                 [--cpu-isa auto|scalar|avx2|avx512] [--model FILE]...
+ *   inferno-bench --file F.gguf [--threads N] [--reps R] [--pp 128] [--tg 32] [--cpu-isa ISA]
+ *   inferno-bench --file F.gguf [--threads N] --batched NPL,PP,TG [--cpu-isa ISA]
+ *   inferno-bench --floors [--threads N]
+ *
+ * The last three print one JSON object each (tools/bench_file.c); they are
+ * the engine half of tools/bench-vs-llama.py (make bench LLAMA_BIN=DIR).
  *
  * single:      prefill and decode tokens/s per model, at 1 thread and all
  *              threads, beside the machine's measured memory bandwidth and the
@@ -174,6 +180,8 @@ static void bench_single(const bench_opts *o, double bw_1, double bw_all, int nc
 
 int main(int argc, char **argv) {
     bench_opts o = {0, "build/bench-models", NULL, NULL, {0}, 0};
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--file") == 0 || strcmp(argv[i], "--floors") == 0) return bench_file_main(argc, argv);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) o.quick = 1;
         else if (strcmp(argv[i], "--models") == 0 && i + 1 < argc) o.models_dir = argv[++i];
@@ -182,7 +190,9 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--model") == 0 && i + 1 < argc && o.n_files < 8) o.files[o.n_files++] = argv[++i];
         else {
             fprintf(stderr, "usage: inferno-bench [--quick] [--models DIR] [--only single|concurrency]\n"
-                            "                     [--cpu-isa auto|scalar|avx2|avx512] [--model FILE]...\n");
+                            "                     [--cpu-isa auto|scalar|avx2|avx512] [--model FILE]...\n"
+                            "       inferno-bench --file F.gguf [--threads N] [--reps R] [--pp N] [--tg N] [--batched NPL,PP,TG]\n"
+                            "       inferno-bench --floors [--threads N]\n");
             return 2;
         }
     }
