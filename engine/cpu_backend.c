@@ -391,9 +391,14 @@ static int layer_forward(cpu_backend *c, int l, const backend_batch *bt, inf_err
     long E = d->n_embd, Q = (long)d->n_head * hd, KV = (long)d->n_head_kv * hd, F = d->n_ff;
     int rc;
     for (int t = 0; t < n; t++) cpu_rmsnorm(c->xb + t * E, c->x + t * E, L->attn_norm, E, d->rms_eps);
-    if ((rc = mm(c, &L->wq, c->xb, n, c->q)) || (rc = mm(c, &L->wk, c->xb, n, c->k)) ||
-        (rc = mm(c, &L->wv, c->xb, n, c->v)))
-        return inf_error_set(err, rc, "layer %d: attention projection failed", l);
+    {
+        /* one activation quantization and one fork-join for all three */
+        const cpu_weight *ws[3] = {&L->wq, &L->wk, &L->wv};
+        float *ys[3] = {c->q, c->k, c->v};
+        long yst[3] = {(long)L->wq.rows, (long)L->wk.rows, (long)L->wv.rows};
+        if ((rc = cpu_matmul_multi(c->pool, &c->scratch, 3, ws, c->xb, E, n, ys, yst)))
+            return inf_error_set(err, rc, "layer %d: attention projection failed", l);
+    }
     add_bias(c->q, L->bq, n, Q);
     add_bias(c->k, L->bk, n, KV);
     add_bias(c->v, L->bv, n, KV);
@@ -410,8 +415,13 @@ static int layer_forward(cpu_backend *c, int l, const backend_batch *bt, inf_err
     for (long i = 0; i < n * E; i++) c->x[i] += c->xb[i];
 
     for (int t = 0; t < n; t++) cpu_rmsnorm(c->xb + t * E, c->x + t * E, L->ffn_norm, E, d->rms_eps);
-    if ((rc = mm(c, &L->wg, c->xb, n, c->gate)) || (rc = mm(c, &L->wu, c->xb, n, c->up)))
-        return inf_error_set(err, rc, "layer %d: feed-forward failed", l);
+    {
+        const cpu_weight *ws[2] = {&L->wg, &L->wu};
+        float *ys[2] = {c->gate, c->up};
+        long yst[2] = {(long)L->wg.rows, (long)L->wu.rows};
+        if ((rc = cpu_matmul_multi(c->pool, &c->scratch, 2, ws, c->xb, E, n, ys, yst)))
+            return inf_error_set(err, rc, "layer %d: feed-forward failed", l);
+    }
     for (int t = 0; t < n; t++) cpu_swiglu(c->gate + t * F, c->gate + t * F, c->up + t * F, F);
     if ((rc = mm(c, &L->wd, c->gate, n, c->xb)))
         return inf_error_set(err, rc, "layer %d: feed-forward down failed", l);
