@@ -365,6 +365,11 @@ static TGT void av_tile_q8_0(TILE_ARGS) {
         for (int r = 0; r < nr; r++) av_tile_q8_0(w, r0 + r, 1, a, t0 + t, 1, y, ys);
 }
 static TGT void av_tile_q4_0(TILE_ARGS) {
+    switch (nr * 8 + nt) {
+        CASE(5, 2, F_Q4(5, 2)) CASE(6, 2, F_Q4(6, 2)) CASE(7, 2, F_Q4(7, 2)) CASE(8, 2, F_Q4(8, 2))
+        CASE(5, 3, F_Q4(5, 3)) CASE(6, 3, F_Q4(6, 3)) CASE(7, 3, F_Q4(7, 3)) CASE(8, 3, F_Q4(8, 3))
+    default: break;
+    }
     SHAPES(F_Q4)
     for (int t = 0; t < nt; t++)
         for (int r = 0; r < nr; r++) av_tile_q4_0(w, r0 + r, 1, a, t0 + t, 1, y, ys);
@@ -554,12 +559,16 @@ static const cpu_kernels avx2_kernels = {
 #define AV_RM_Q 4
 #define AV_RN_Q 3
 #endif
+#ifndef AV_RM_Q4
+#define AV_RM_Q4 8
+#define AV_RN_Q4 3
+#endif
 #ifndef AV_RM_Q8
 #define AV_RM_Q8 8
 #define AV_RN_Q8 3
 #endif
-    .rm = {AV_RM_F, AV_RM_F, AV_RM_F, AV_RM_Q8, AV_RM_Q, 4, 4, 4, 4, 4, 4},
-    .rn = {AV_RN_F, AV_RN_F, AV_RN_F, AV_RN_Q8, AV_RN_Q, 4, 4, 4, 4, 4, 4},
+    .rm = {AV_RM_F, AV_RM_F, AV_RM_F, AV_RM_Q8, AV_RM_Q4, 4, 4, 4, 4, 4, 4},
+    .rn = {AV_RN_F, AV_RN_F, AV_RN_F, AV_RN_Q8, AV_RN_Q4, 4, 4, 4, 4, 4, 4},
     .rm1 = {8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8},
     .quantize_q8 = av_quantize_q8,
     .dot = av_dot,
