@@ -91,6 +91,10 @@ AI void tile_fp(int kt, const int RM, const int RN, const cpu_weight *w, int64_t
 
 /* ---- quantized tiles ------------------------------------------------------ */
 
+#ifndef Q_PF_BLOCKS
+#define Q_PF_BLOCKS 32
+#endif
+
 AI __m256 f16_bcast(inf_f16 h) { return _mm256_set1_ps(_cvtsh_ss(h)); }
 
 /* Q8_0 x Q8_0: maddubs needs one unsigned operand, so take |w| and move w's
@@ -180,6 +184,12 @@ AI void tile_q4(const int RM, const int RN, const cpu_weight *w, int64_t r0, con
     }
     for (long b = 0; b < nb; b++) {
         __m256i wv[8];
+        if (RN == 1 && (b & 1) == 0) { /* as in tile_q8r; 2 blocks are 36 bytes */
+            const long bp = b + 2 * Q_PF_BLOCKS;
+            const size_t skip = bp >= nb ? (size_t)(RM - 1) * w->row_bytes : 0;
+#pragma GCC unroll 8
+            for (int r = 0; r < RM; r++) _mm_prefetch((const char *)(wr[r] + bp) + skip, _MM_HINT_T0);
+        }
 #pragma GCC unroll 8
         for (int r = 0; r < NS; r++) {
             if (r < RM) {
@@ -265,6 +275,15 @@ AI void tile_q8r(const int RM, const int RN, const cpu_weight *w, int64_t r0, co
     }
     for (long b = 0; b < nb; b++) {
         __m256i wv[8], wa[8];
+        /* software prefetch Q_PF blocks ahead in each row, past its end into
+         * the next tile's rows (decode streams the weights from memory;
+         * batches sweep them from L2) */
+        if (RN == 1) {
+            const long bp = b + Q_PF_BLOCKS;
+            const size_t skip = bp >= nb ? (size_t)(RM - 1) * w->row_bytes : 0;
+#pragma GCC unroll 8
+            for (int r = 0; r < RM; r++) _mm_prefetch((const char *)(wr[r] + bp) + skip, _MM_HINT_T0);
+        }
 #pragma GCC unroll 8
         for (int r = 0; r < NS; r++) {
             if (r < RM) {
