@@ -322,30 +322,14 @@ static void attend_one(cpu_backend *c, const backend_batch *bt, int layer, int t
     const model_desc *d = &c->base.desc;
     int hd = (int)d->head_dim, group = (int)(d->n_head / d->n_head_kv), kvh = h / group;
     const backend_seq *s = &bt->seqs[bt->seq_index[t]];
-    int n = bt->positions[t] + 1;
+    size_t kvd = (size_t)d->n_head_kv * hd, head_off = (size_t)kvh * hd * c->kv_elem;
+    size_t layer_off = (size_t)layer * c->kv_layer_bytes;
+    int f16 = c->kv_type == BACKEND_KV_F16;
+    cpu_kv_rows kr = {c->k_cache + layer_off + head_off, kvd * c->kv_elem, s->blocks, c->base.kv_block_size, f16};
+    cpu_kv_rows vr = {c->v_cache + layer_off + head_off, kvd * c->kv_elem, s->blocks, c->base.kv_block_size, f16};
     const float *q = c->q + (size_t)t * d->n_head * hd + (size_t)h * hd;
-    float scale = 1.0f / sqrtf((float)hd);
-    for (int j = 0; j < n; j++) {
-        const uint8_t *kr = kv_row(c, c->k_cache, layer, s, j) + (size_t)kvh * hd * c->kv_elem;
-        const float *kf = (const float *)kr;
-        if (c->kv_type == BACKEND_KV_F16) {
-            cpu_f16_to_f32((const inf_f16 *)kr, tmp, hd);
-            kf = tmp;
-        }
-        scores[j] = cpu_dot_f32(q, kf, hd) * scale;
-    }
-    cpu_softmax(scores, n);
     float *out = c->att_out + (size_t)t * d->n_head * hd + (size_t)h * hd;
-    memset(out, 0, (size_t)hd * sizeof(float));
-    for (int j = 0; j < n; j++) {
-        const uint8_t *vr = kv_row(c, c->v_cache, layer, s, j) + (size_t)kvh * hd * c->kv_elem;
-        const float *vf = (const float *)vr;
-        if (c->kv_type == BACKEND_KV_F16) {
-            cpu_f16_to_f32((const inf_f16 *)vr, tmp, hd);
-            vf = tmp;
-        }
-        cpu_axpy_f32(out, scores[j], vf, hd);
-    }
+    cpu_attn_head(q, hd, &kr, &vr, bt->positions[t] + 1, 1.0f / sqrtf((float)hd), scores, out, tmp);
 }
 
 static void attn_worker(void *ctx, int ith, int nth) {

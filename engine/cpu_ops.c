@@ -214,6 +214,38 @@ static void sc_tile_q4_0(const cpu_weight *w, int64_t r0, int nr, const cpu_act 
     sc_tile_quant(CPU_KT_Q4_0, w, r0, nr, a, t0, nt, y, ys);
 }
 
+void cpu_attn_head_rows(const cpu_kernels *k, const float *q, int hd, const cpu_kv_rows *kr,
+                        const cpu_kv_rows *vr, int n, float scale, float *scores, float *out,
+                        float *tmp) {
+    for (int j = 0; j < n; j++) {
+        const uint8_t *p = cpu_kv_at(kr, j);
+        const float *kf = (const float *)p;
+        if (kr->f16) {
+            k->f16_to_f32((const inf_f16 *)p, tmp, hd);
+            kf = tmp;
+        }
+        scores[j] = k->dot(q, kf, hd) * scale;
+    }
+    k->softmax(scores, n);
+    memset(out, 0, (size_t)hd * sizeof(float));
+    for (int j = 0; j < n; j++) {
+        const uint8_t *p = cpu_kv_at(vr, j);
+        const float *vf = (const float *)p;
+        if (vr->f16) {
+            k->f16_to_f32((const inf_f16 *)p, tmp, hd);
+            vf = tmp;
+        }
+        k->axpy(out, scores[j], vf, hd);
+    }
+}
+
+static const cpu_kernels scalar_kernels;
+
+static void sc_attn_head(const float *q, int hd, const cpu_kv_rows *k, const cpu_kv_rows *v, int n,
+                         float scale, float *scores, float *out, float *tmp) {
+    cpu_attn_head_rows(&scalar_kernels, q, hd, k, v, n, scale, scores, out, tmp);
+}
+
 static const cpu_kernels scalar_kernels = {
     .name = "scalar",
     .tile = {sc_tile_f32, sc_tile_f16, sc_tile_bf16, sc_tile_q8_0, sc_tile_q4_0, cpu_sc_tile_q4_1,
@@ -229,6 +261,7 @@ static const cpu_kernels scalar_kernels = {
     .swiglu = sc_swiglu,
     .f16_to_f32 = sc_f16_to_f32,
     .f32_to_f16 = sc_f32_to_f16,
+    .attn_head = sc_attn_head,
 };
 
 /* ---- selection ------------------------------------------------------------ */
@@ -331,6 +364,10 @@ void cpu_swiglu(float *out, const float *gate, const float *up, long n) {
 }
 void cpu_f16_to_f32(const inf_f16 *src, float *dst, long n) { kern()->f16_to_f32(src, dst, n); }
 void cpu_f32_to_f16(const float *src, inf_f16 *dst, long n) { kern()->f32_to_f16(src, dst, n); }
+void cpu_attn_head(const float *q, int hd, const cpu_kv_rows *k, const cpu_kv_rows *v, int n,
+                   float scale, float *scores, float *out, float *tmp) {
+    kern()->attn_head(q, hd, k, v, n, scale, scores, out, tmp);
+}
 
 static void rope_pair(float *x0, float *x1, float c, float s) {
     float a = *x0, b = *x1;

@@ -564,6 +564,48 @@ static TGT void av_f32_to_f16(const float *src, inf_f16 *dst, long n) {
     for (; i < n; i++) dst[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
 }
 
+/* One attention head with the K/V rows converted in registers: no call per
+ * position (small heads, e.g. head_dim 8, were dominated by the calls). hd a
+ * multiple of 8 up to 256; otherwise the row-kernel path. */
+static const cpu_kernels avx2_kernels;
+
+AI __m256 kv_load8(const uint8_t *p, int f16) {
+    return f16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)) : _mm256_loadu_ps((const float *)p);
+}
+
+static TGT void av_attn_head(const float *q, int hd, const cpu_kv_rows *k, const cpu_kv_rows *v, int n,
+                             float scale, float *scores, float *out, float *tmp) {
+    if (hd % 8 || hd > 256) {
+        cpu_attn_head_rows(&avx2_kernels, q, hd, k, v, n, scale, scores, out, tmp);
+        return;
+    }
+    const int nv = hd / 8, esz = k->f16 ? 2 : 4;
+    for (int j = 0; j < n; j++) {
+        const uint8_t *p = cpu_kv_at(k, j);
+        __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+        int i = 0;
+        for (; i + 2 <= nv; i += 2) {
+            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * i), kv_load8(p + (size_t)8 * i * esz, k->f16), s0);
+            s1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * i + 8), kv_load8(p + (size_t)(8 * i + 8) * esz, k->f16), s1);
+        }
+        if (i < nv) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * i), kv_load8(p + (size_t)8 * i * esz, k->f16), s0);
+        scores[j] = hsum8(_mm256_add_ps(s0, s1)) * scale;
+    }
+    av_softmax(scores, n);
+    const int vsz = v->f16 ? 2 : 4;
+    for (int i0 = 0; i0 < nv; i0 += 8) { /* up to 8 output vectors in registers */
+        int m = nv - i0 < 8 ? nv - i0 : 8;
+        __m256 o[8];
+        for (int i = 0; i < 8; i++) o[i] = _mm256_setzero_ps();
+        for (int j = 0; j < n; j++) {
+            const uint8_t *p = cpu_kv_at(v, j) + (size_t)8 * i0 * vsz;
+            __m256 a = _mm256_set1_ps(scores[j]);
+            for (int i = 0; i < m; i++) o[i] = _mm256_fmadd_ps(a, kv_load8(p + (size_t)8 * i * vsz, v->f16), o[i]);
+        }
+        for (int i = 0; i < m; i++) _mm256_storeu_ps(out + 8 * (i0 + i), o[i]);
+    }
+}
+
 static const cpu_kernels avx2_kernels = {
     .name = "avx2+fma+f16c",
     .tile = {av_tile_f32, av_tile_f16, av_tile_bf16, av_tile_q8_0, av_tile_q4_0, cpu_av_tile_q4_1,
@@ -597,6 +639,7 @@ static const cpu_kernels avx2_kernels = {
     .swiglu = av_swiglu,
     .f16_to_f32 = av_f16_to_f32,
     .f32_to_f16 = av_f32_to_f16,
+    .attn_head = av_attn_head,
 };
 
 const cpu_kernels *cpu_kernels_avx2(void) {
