@@ -322,30 +322,14 @@ static void attend_one(cpu_backend *c, const backend_batch *bt, int layer, int t
     const model_desc *d = &c->base.desc;
     int hd = (int)d->head_dim, group = (int)(d->n_head / d->n_head_kv), kvh = h / group;
     const backend_seq *s = &bt->seqs[bt->seq_index[t]];
-    int n = bt->positions[t] + 1;
+    size_t kvd = (size_t)d->n_head_kv * hd, head_off = (size_t)kvh * hd * c->kv_elem;
+    size_t layer_off = (size_t)layer * c->kv_layer_bytes;
+    int f16 = c->kv_type == BACKEND_KV_F16;
+    cpu_kv_rows kr = {c->k_cache + layer_off + head_off, kvd * c->kv_elem, s->blocks, c->base.kv_block_size, f16};
+    cpu_kv_rows vr = {c->v_cache + layer_off + head_off, kvd * c->kv_elem, s->blocks, c->base.kv_block_size, f16};
     const float *q = c->q + (size_t)t * d->n_head * hd + (size_t)h * hd;
-    float scale = 1.0f / sqrtf((float)hd);
-    for (int j = 0; j < n; j++) {
-        const uint8_t *kr = kv_row(c, c->k_cache, layer, s, j) + (size_t)kvh * hd * c->kv_elem;
-        const float *kf = (const float *)kr;
-        if (c->kv_type == BACKEND_KV_F16) {
-            cpu_f16_to_f32((const inf_f16 *)kr, tmp, hd);
-            kf = tmp;
-        }
-        scores[j] = cpu_dot_f32(q, kf, hd) * scale;
-    }
-    cpu_softmax(scores, n);
     float *out = c->att_out + (size_t)t * d->n_head * hd + (size_t)h * hd;
-    memset(out, 0, (size_t)hd * sizeof(float));
-    for (int j = 0; j < n; j++) {
-        const uint8_t *vr = kv_row(c, c->v_cache, layer, s, j) + (size_t)kvh * hd * c->kv_elem;
-        const float *vf = (const float *)vr;
-        if (c->kv_type == BACKEND_KV_F16) {
-            cpu_f16_to_f32((const inf_f16 *)vr, tmp, hd);
-            vf = tmp;
-        }
-        cpu_axpy_f32(out, scores[j], vf, hd);
-    }
+    cpu_attn_head(q, hd, &kr, &vr, bt->positions[t] + 1, 1.0f / sqrtf((float)hd), scores, out, tmp);
 }
 
 static void attn_worker(void *ctx, int ith, int nth) {
@@ -391,9 +375,14 @@ static int layer_forward(cpu_backend *c, int l, const backend_batch *bt, inf_err
     long E = d->n_embd, Q = (long)d->n_head * hd, KV = (long)d->n_head_kv * hd, F = d->n_ff;
     int rc;
     for (int t = 0; t < n; t++) cpu_rmsnorm(c->xb + t * E, c->x + t * E, L->attn_norm, E, d->rms_eps);
-    if ((rc = mm(c, &L->wq, c->xb, n, c->q)) || (rc = mm(c, &L->wk, c->xb, n, c->k)) ||
-        (rc = mm(c, &L->wv, c->xb, n, c->v)))
-        return inf_error_set(err, rc, "layer %d: attention projection failed", l);
+    {
+        /* one activation quantization and one fork-join for all three */
+        const cpu_weight *ws[3] = {&L->wq, &L->wk, &L->wv};
+        float *ys[3] = {c->q, c->k, c->v};
+        long yst[3] = {(long)L->wq.rows, (long)L->wk.rows, (long)L->wv.rows};
+        if ((rc = cpu_matmul_multi(c->pool, &c->scratch, 3, ws, c->xb, E, n, ys, yst)))
+            return inf_error_set(err, rc, "layer %d: attention projection failed", l);
+    }
     add_bias(c->q, L->bq, n, Q);
     add_bias(c->k, L->bk, n, KV);
     add_bias(c->v, L->bv, n, KV);
@@ -410,8 +399,13 @@ static int layer_forward(cpu_backend *c, int l, const backend_batch *bt, inf_err
     for (long i = 0; i < n * E; i++) c->x[i] += c->xb[i];
 
     for (int t = 0; t < n; t++) cpu_rmsnorm(c->xb + t * E, c->x + t * E, L->ffn_norm, E, d->rms_eps);
-    if ((rc = mm(c, &L->wg, c->xb, n, c->gate)) || (rc = mm(c, &L->wu, c->xb, n, c->up)))
-        return inf_error_set(err, rc, "layer %d: feed-forward failed", l);
+    {
+        const cpu_weight *ws[2] = {&L->wg, &L->wu};
+        float *ys[2] = {c->gate, c->up};
+        long yst[2] = {(long)L->wg.rows, (long)L->wu.rows};
+        if ((rc = cpu_matmul_multi(c->pool, &c->scratch, 2, ws, c->xb, E, n, ys, yst)))
+            return inf_error_set(err, rc, "layer %d: feed-forward failed", l);
+    }
     for (int t = 0; t < n; t++) cpu_swiglu(c->gate + t * F, c->gate + t * F, c->up + t * F, F);
     if ((rc = mm(c, &L->wd, c->gate, n, c->xb)))
         return inf_error_set(err, rc, "layer %d: feed-forward down failed", l);

@@ -214,6 +214,38 @@ static void sc_tile_q4_0(const cpu_weight *w, int64_t r0, int nr, const cpu_act 
     sc_tile_quant(CPU_KT_Q4_0, w, r0, nr, a, t0, nt, y, ys);
 }
 
+void cpu_attn_head_rows(const cpu_kernels *k, const float *q, int hd, const cpu_kv_rows *kr,
+                        const cpu_kv_rows *vr, int n, float scale, float *scores, float *out,
+                        float *tmp) {
+    for (int j = 0; j < n; j++) {
+        const uint8_t *p = cpu_kv_at(kr, j);
+        const float *kf = (const float *)p;
+        if (kr->f16) {
+            k->f16_to_f32((const inf_f16 *)p, tmp, hd);
+            kf = tmp;
+        }
+        scores[j] = k->dot(q, kf, hd) * scale;
+    }
+    k->softmax(scores, n);
+    memset(out, 0, (size_t)hd * sizeof(float));
+    for (int j = 0; j < n; j++) {
+        const uint8_t *p = cpu_kv_at(vr, j);
+        const float *vf = (const float *)p;
+        if (vr->f16) {
+            k->f16_to_f32((const inf_f16 *)p, tmp, hd);
+            vf = tmp;
+        }
+        k->axpy(out, scores[j], vf, hd);
+    }
+}
+
+static const cpu_kernels scalar_kernels;
+
+static void sc_attn_head(const float *q, int hd, const cpu_kv_rows *k, const cpu_kv_rows *v, int n,
+                         float scale, float *scores, float *out, float *tmp) {
+    cpu_attn_head_rows(&scalar_kernels, q, hd, k, v, n, scale, scores, out, tmp);
+}
+
 static const cpu_kernels scalar_kernels = {
     .name = "scalar",
     .tile = {sc_tile_f32, sc_tile_f16, sc_tile_bf16, sc_tile_q8_0, sc_tile_q4_0, cpu_sc_tile_q4_1,
@@ -229,6 +261,7 @@ static const cpu_kernels scalar_kernels = {
     .swiglu = sc_swiglu,
     .f16_to_f32 = sc_f16_to_f32,
     .f32_to_f16 = sc_f32_to_f16,
+    .attn_head = sc_attn_head,
 };
 
 /* ---- selection ------------------------------------------------------------ */
@@ -331,6 +364,10 @@ void cpu_swiglu(float *out, const float *gate, const float *up, long n) {
 }
 void cpu_f16_to_f32(const inf_f16 *src, float *dst, long n) { kern()->f16_to_f32(src, dst, n); }
 void cpu_f32_to_f16(const float *src, inf_f16 *dst, long n) { kern()->f32_to_f16(src, dst, n); }
+void cpu_attn_head(const float *q, int hd, const cpu_kv_rows *k, const cpu_kv_rows *v, int n,
+                   float scale, float *scores, float *out, float *tmp) {
+    kern()->attn_head(q, hd, k, v, n, scale, scores, out, tmp);
+}
 
 static void rope_pair(float *x0, float *x1, float c, float s) {
     float a = *x0, b = *x1;
@@ -444,14 +481,24 @@ static int scratch_reserve(cpu_scratch *s, size_t need) {
 /* Below this many multiply-adds the fork-join costs more than it saves. */
 #define MM_MIN_PARALLEL_MACS (64 * 1024)
 
-typedef struct mm_task {
-    const cpu_kernels *k;
+/* Most weights one cpu_matmul_multi call takes. */
+#define MM_MAX_W 4
+
+typedef struct mm_out {
     const cpu_weight *w;
-    cpu_act act;
-    int kt, n_tok, rm, rn;
-    long row_block;
     float *y;
     long ys;
+    int rm, rn;
+    long row_block;
+} mm_out;
+
+typedef struct mm_task {
+    const cpu_kernels *k;
+    const cpu_weight *w; /* the first weight: type and cols shared by all */
+    cpu_act act;
+    int kt, n_tok;
+    int nw;
+    mm_out out[MM_MAX_W];
     /* activation quantization (first pass) */
     const float *x;
     long xs;
@@ -474,44 +521,59 @@ static void mm_quant_worker(void *ctx, int ith, int nth) {
     }
 }
 
-static void mm_worker(void *ctx, int ith, int nth) {
-    const mm_task *tk = ctx;
-    const int64_t rows = tk->w->rows;
-    const int rm = tk->rm, rn = tk->rn;
+/* This thread's share of one weight's rows, every token. */
+static void mm_one(const mm_task *tk, const mm_out *o, int ith, int nth) {
+    const int64_t rows = o->w->rows;
+    const int rm = o->rm, rn = o->rn;
     /* Split whole tiles so every thread but the last runs full-height tiles. */
     long lo, hi;
     inf_pool_range((rows + rm - 1) / rm, ith, nth, &lo, &hi);
     int64_t r_lo = lo * rm, r_hi = hi * rm < rows ? hi * rm : rows;
     cpu_tile_fn tile = tk->k->tile[tk->kt];
-    for (int64_t rb = r_lo; rb < r_hi; rb += tk->row_block) {
-        int64_t rb_end = rb + tk->row_block < r_hi ? rb + tk->row_block : r_hi;
+    for (int64_t rb = r_lo; rb < r_hi; rb += o->row_block) {
+        int64_t rb_end = rb + o->row_block < r_hi ? rb + o->row_block : r_hi;
         for (int t0 = 0; t0 < tk->n_tok; t0 += rn) {
             int nt = tk->n_tok - t0 < rn ? tk->n_tok - t0 : rn;
             for (int64_t r = rb; r < rb_end; r += rm) {
                 int nr = rb_end - r < rm ? (int)(rb_end - r) : rm;
-                tile(tk->w, r, nr, &tk->act, t0, nt, tk->y, tk->ys);
+                tile(o->w, r, nr, &tk->act, t0, nt, o->y, o->ys);
             }
         }
     }
 }
 
-int cpu_matmul(inf_pool *pool, cpu_scratch *scratch, const cpu_weight *w, const float *x,
-               long x_stride, int n_tok, float *y, long y_stride) {
+static void mm_worker(void *ctx, int ith, int nth) {
+    const mm_task *tk = ctx;
+    for (int i = 0; i < tk->nw; i++) mm_one(tk, &tk->out[i], ith, nth);
+}
+
+/* Weights that can share one activation quantization and one fork-join:
+ * the same kernel type and the same cols. */
+static int mm_compatible(const cpu_weight *a, const cpu_weight *b) {
+    return a->type == b->type && a->cols == b->cols;
+}
+
+static int mm_run(inf_pool *pool, cpu_scratch *scratch, int nw, const cpu_weight *const *ws,
+                  const float *x, long x_stride, int n_tok, float *const *ys, const long *y_strides) {
+    const cpu_weight *w = ws[0];
     int kt = kt_of(w->type);
     if (kt < 0) return INF_EUNSUPPORTED;
-    if (n_tok <= 0 || w->rows <= 0) return 0;
-    if (w->cols <= 0 || w->row_bytes == 0 || (n_tok > 1 && (x_stride < w->cols || y_stride < w->rows)))
-        return INF_EINVAL;
+    if (n_tok <= 0) return 0;
+    if (w->cols <= 0 || (n_tok > 1 && x_stride < w->cols)) return INF_EINVAL;
+    double macs = 0;
+    for (int i = 0; i < nw; i++) {
+        if (ws[i]->row_bytes == 0 || (n_tok > 1 && y_strides[i] < ws[i]->rows)) return INF_EINVAL;
+        macs += (double)ws[i]->rows * (double)ws[i]->cols * n_tok;
+    }
     const int quant = kt >= CPU_KT_Q8_0;
     if (quant && w->cols % (cpu_kt_is_k(kt) ? QK_K : 32)) return INF_EINVAL;
 
     const cpu_kernels *k = kern();
-    mm_task tk = {.k = k, .w = w, .kt = kt, .n_tok = n_tok, .y = y, .ys = y_stride};
+    mm_task tk = {.k = k, .w = w, .kt = kt, .n_tok = n_tok};
     tk.act.x = x;
     tk.act.x_stride = x_stride;
     cpu_scratch local = {0};
     int nth = inf_pool_size(pool);
-    double macs = (double)w->rows * (double)w->cols * n_tok;
     if (macs < MM_MIN_PARALLEL_MACS) nth = 1;
     if (quant) {
         cpu_scratch *s = scratch ? scratch : &local;
@@ -540,15 +602,46 @@ int cpu_matmul(inf_pool *pool, cpu_scratch *scratch, const cpu_weight *w, const 
         else
             mm_quant_worker(&tk, 0, 1);
     }
-    tk.rm = n_tok == 1 ? k->rm1[kt] : k->rm[kt];
-    tk.rn = n_tok == 1 ? 1 : k->rn[kt];
-    long rows_fit = (long)(MM_BLOCK_BYTES / w->row_bytes);
-    rows_fit = rows_fit / tk.rm * tk.rm;
-    tk.row_block = rows_fit > tk.rm ? rows_fit : tk.rm;
+    for (int i = 0; i < nw; i++) {
+        mm_out *o = &tk.out[tk.nw];
+        if (ws[i]->rows <= 0) continue;
+        o->w = ws[i];
+        o->y = ys[i];
+        o->ys = y_strides[i];
+        o->rm = n_tok == 1 ? k->rm1[kt] : k->rm[kt];
+        o->rn = n_tok == 1 ? 1 : k->rn[kt];
+        long rows_fit = (long)(MM_BLOCK_BYTES / ws[i]->row_bytes);
+        rows_fit = rows_fit / o->rm * o->rm;
+        o->row_block = rows_fit > o->rm ? rows_fit : o->rm;
+        tk.nw++;
+    }
     if (nth > 1)
         inf_pool_run(pool, mm_worker, &tk);
     else
         mm_worker(&tk, 0, 1);
     cpu_scratch_free(&local);
     return 0;
+}
+
+int cpu_matmul_multi(inf_pool *pool, cpu_scratch *scratch, int nw, const cpu_weight *const *w,
+                     const float *x, long x_stride, int n_tok, float *const *y, const long *y_stride) {
+    if (nw <= 0) return 0;
+    for (int i = 0; i < nw; i++)
+        if (kt_of(w[i]->type) < 0) return INF_EUNSUPPORTED;
+    /* runs of compatible weights, in order */
+    for (int i = 0; i < nw;) {
+        int j = i + 1;
+        while (j < nw && j - i < MM_MAX_W && mm_compatible(w[i], w[j])) j++;
+        int rc = mm_run(pool, scratch, j - i, w + i, x, x_stride, n_tok, y + i, y_stride + i);
+        if (rc) return rc;
+        i = j;
+    }
+    return 0;
+}
+
+int cpu_matmul(inf_pool *pool, cpu_scratch *scratch, const cpu_weight *w, const float *x,
+               long x_stride, int n_tok, float *y, long y_stride) {
+    if (kt_of(w->type) < 0) return INF_EUNSUPPORTED;
+    if (n_tok <= 0 || w->rows <= 0) return 0;
+    return mm_run(pool, scratch, 1, &w, x, x_stride, n_tok, &y, &y_stride);
 }

@@ -79,6 +79,29 @@ void cpu_scratch_free(cpu_scratch *s);
 int cpu_matmul(inf_pool *pool, cpu_scratch *scratch, const cpu_weight *w, const float *x,
                long x_stride, int n_tok, float *y, long y_stride);
 
+/* The same for nw weights (nw <= 4 share one pass) that all read x (same
+ * cols): y[i] = w[i] x, strides y_stride[i]. Consecutive weights of the same
+ * type share one activation quantization and one fork-join; others run as
+ * separate cpu_matmul calls. Results equal cpu_matmul's for each weight. */
+int cpu_matmul_multi(inf_pool *pool, cpu_scratch *scratch, int nw, const cpu_weight *const *w,
+                     const float *x, long x_stride, int n_tok, float *const *y, const long *y_stride);
+
+/* Rows of a paged K or V cache for one head: position j's hd values (F32,
+ * or F16 if f16) are at base + (blocks[j / block_size] * block_size +
+ * j % block_size) * row_stride bytes. */
+typedef struct cpu_kv_rows {
+    const uint8_t *base;
+    size_t row_stride;
+    const int32_t *blocks;
+    int block_size;
+    int f16;
+} cpu_kv_rows;
+
+/* One head of attention over positions [0, n): out = softmax(q.K^T * scale) V.
+ * scores: n floats of scratch, tmp: hd floats of scratch. */
+void cpu_attn_head(const float *q, int hd, const cpu_kv_rows *k, const cpu_kv_rows *v, int n,
+                   float scale, float *scores, float *out, float *tmp);
+
 /* Single-threaded row kernels. */
 float cpu_dot_f32(const float *a, const float *b, long n);
 void cpu_axpy_f32(float *y, float a, const float *x, long n); /* y += a*x */

@@ -18,9 +18,11 @@
 
 #define TGT __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 #define DOT_US(u, s) _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
-#define SDOT_US(u, s, k) _mm256_mullo_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s), _mm256_set1_epi32(k))
-#define SDOT_US2(u, s, k0, k1) \
-    _mm256_mullo_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s), _mm256_setr_m128i(_mm_set1_epi32(k0), _mm_set1_epi32(k1)))
+#define KSCALES(sm) _mm256_setzero_si256()
+#define KSCALE(kv, sm, j) ((void)(kv), _mm256_set1_epi32((sm)[j]))
+#define SDOT_USV(u, s, kv) _mm256_mullo_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s), kv)
+#define KSCALES6(sc) _mm256_setzero_si256()
+#define KSCALE6(kv, sc, k) ((void)(kv), _mm256_setr_m128i(_mm_set1_epi32((sc)[2 * (k)]), _mm_set1_epi32((sc)[2 * (k) + 1])))
 #define QDOT_PREFIX cpu_v5_tile_
 #define QDOT_Q80_Q40(x) x
 #include "qdot_x86.inc"

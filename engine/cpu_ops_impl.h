@@ -110,7 +110,19 @@ typedef struct cpu_kernels {
     void (*swiglu)(float *out, const float *gate, const float *up, long n);
     void (*f16_to_f32)(const inf_f16 *src, float *dst, long n);
     void (*f32_to_f16)(const float *src, inf_f16 *dst, long n);
+    /* One attention head (cpu_attn_head). */
+    void (*attn_head)(const float *q, int hd, const cpu_kv_rows *k, const cpu_kv_rows *v, int n,
+                      float scale, float *scores, float *out, float *tmp);
 } cpu_kernels;
+
+/* cpu_attn_head from a set's row kernels (scalar path; SIMD fallback). */
+void cpu_attn_head_rows(const cpu_kernels *k, const float *q, int hd, const cpu_kv_rows *kr,
+                        const cpu_kv_rows *vr, int n, float scale, float *scores, float *out,
+                        float *tmp);
+static inline const uint8_t *cpu_kv_at(const cpu_kv_rows *r, int j) {
+    size_t slot = (size_t)r->blocks[j / r->block_size] * r->block_size + (size_t)(j % r->block_size);
+    return r->base + slot * r->row_stride;
+}
 
 
 /* The AVX2 set, or NULL when this CPU lacks AVX2/FMA/F16C. */

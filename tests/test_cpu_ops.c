@@ -342,6 +342,62 @@ static void test_matmul_all_types(void) {
     inf_pool_free(pools[2]);
 }
 
+/* cpu_matmul_multi (shared activations, one fork-join) equals one
+ * cpu_matmul per weight, bit for bit, with a type change inside the list. */
+static void test_matmul_multi(void) {
+    inf_pool *pool = NULL;
+    CU_ASSERT_EQUAL_FATAL(inf_pool_create(&pool, 2, NULL), 0);
+    static const int types[] = {GGML_TYPE_F16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q4_K, GGML_TYPE_Q6_K};
+    static const int ntoks[] = {1, 3, 7};
+    uint64_t st = 7;
+    const long cols = 512, xs = cols + 5;
+    const long rows[4] = {67, 13, 130, 9};
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
+        for (size_t ni = 0; ni < sizeof ntoks / sizeof ntoks[0]; ni++) {
+            const int nt = ntoks[ni];
+            /* weights 0..2 of types[ti], weight 3 of the next type */
+            cpu_weight w[4];
+            const cpu_weight *wp[4];
+            float *y1[4], *y2[4];
+            long yst[4];
+            uint8_t *data[4];
+            for (int i = 0; i < 4; i++) {
+                int type = i < 3 ? types[ti] : types[(ti + 1) % (sizeof types / sizeof types[0])];
+                size_t rb;
+                CU_ASSERT_TRUE_FATAL(type_size_row(type, cols, &rb));
+                data[i] = malloc((size_t)rows[i] * rb);
+                double *wref = malloc(sizeof(double) * (size_t)(rows[i] * cols));
+                make_weights(type, rows[i], cols, rb, data[i], wref, &st);
+                free(wref);
+                w[i] = (cpu_weight){.type = type, .rows = rows[i], .cols = cols, .row_bytes = rb, .data = data[i]};
+                wp[i] = &w[i];
+                yst[i] = rows[i] + 3;
+                y1[i] = calloc((size_t)(nt * yst[i]), sizeof(float));
+                y2[i] = calloc((size_t)(nt * yst[i]), sizeof(float));
+            }
+            float *x = malloc(sizeof(float) * (size_t)(nt * xs));
+            for (long i = 0; i < nt * xs; i++) x[i] = tu_rand_uniform(&st, -2.0f, 2.0f);
+            cpu_scratch sc = {0};
+            for (int i = 0; i < 4; i++)
+                CU_ASSERT_EQUAL(cpu_matmul(pool, &sc, &w[i], x, xs, nt, y1[i], yst[i]), 0);
+            CU_ASSERT_EQUAL(cpu_matmul_multi(pool, &sc, 4, wp, x, xs, nt, y2, yst), 0);
+            for (int i = 0; i < 4; i++) {
+                int same = 1;
+                for (int t = 0; t < nt; t++)
+                    for (long r = 0; r < rows[i]; r++)
+                        if (memcmp(&y1[i][t * yst[i] + r], &y2[i][t * yst[i] + r], sizeof(float))) same = 0;
+                if (!same) fprintf(stderr, "matmul_multi: type %d n_tok %d weight %d differs\n", types[ti], nt, i);
+                CU_ASSERT_TRUE(same);
+                free(y1[i]);
+                free(y2[i]);
+                free(data[i]);
+            }
+            free(x);
+            cpu_scratch_free(&sc);
+        }
+    inf_pool_free(pool);
+}
+
 static void test_matmul_errors(void) {
     uint8_t buf[64 * 34] = {0};
     float x[256] = {0}, y[4] = {0};
@@ -657,6 +713,7 @@ void test_register_cpu_ops(void) {
     CU_add_test(s, "simd selection", test_simd_selection);
     CU_add_test(s, "isa selection by name", test_isa_selection);
     CU_add_test(s, "matmul every type vs double reference", test_matmul_all_types);
+    CU_add_test(s, "matmul of several weights at once", test_matmul_multi);
     CU_add_test(s, "matmul errors", test_matmul_errors);
     CU_add_test(s, "dot and axpy", test_dot_axpy);
     CU_add_test(s, "rmsnorm", test_rmsnorm);
