@@ -17,13 +17,7 @@ static wh H;
 static tu_proxy *RP, *KP;
 static int have_env;
 
-#define NEED_ENV()                                                                                  \
-    do {                                                                                            \
-        if (!have_env) {                                                                            \
-            tu_skip("worker environment unavailable");                                              \
-            return;                                                                                 \
-        }                                                                                           \
-    } while (0)
+#define NEED_ENV() WH_NEED_ENV(have_env)
 
 /* RESP bytes of the field pair event=<ev> as hiredis writes an XADD */
 #define RESP_EVENT(ev, n) "$5\r\nevent\r\n$" #n "\r\n" ev "\r\n"
@@ -46,10 +40,7 @@ static int suite_init(void) {
     /* socket.timeout.ms: a Kafka request whose answer is lost (the proxy also
      * closes the connection) is given up quickly */
     const char *extra[] = {"--heartbeat-ms", "300", "-X", "socket.timeout.ms=3000", "--drain-timeout-s", "3", NULL};
-    if (wh_worker_start(&H, WID, extra) < 0 || wh_wait_status(&H, WID, "ready", 60000) != 0) {
-        if (H.n_workers) wh_print_log(&H, 0, 40);
-        return 0;
-    }
+    if (wh_worker_start_ready(&H, WID, extra) != 0) return 0;
     have_env = 1;
     return 0;
 }

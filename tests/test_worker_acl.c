@@ -24,13 +24,7 @@ static char url[512];
 #define RULES_FILE "docs/redis-acl.txt"
 #define DOC_FILE "docs/operations.md"
 
-#define NEED_ENV()                                                                                  \
-    do {                                                                                            \
-        if (!have_env) {                                                                            \
-            tu_skip("worker environment unavailable");                                              \
-            return;                                                                                 \
-        }                                                                                           \
-    } while (0)
+#define NEED_ENV() WH_NEED_ENV(have_env)
 
 /* The rule line of docs/redis-acl.txt (the one line that is not a comment). */
 static int load_rules(void) {

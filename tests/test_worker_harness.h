@@ -535,6 +535,25 @@ static long long wh_uncommitted(wh *h, const char *group, int partitions) {
 
 /* ---- setup / teardown ------------------------------------------------------------- */
 
+/* In a test: skip (with the reason) unless the suite's environment came up. */
+#define WH_NEED_ENV(ok)                                                                             \
+    do {                                                                                            \
+        if (!(ok)) {                                                                                \
+            tu_skip("worker environment unavailable");                                              \
+            return;                                                                                 \
+        }                                                                                           \
+    } while (0)
+
+/* Starts a worker and waits (60 s) for its heartbeat to say ready; on
+ * failure prints its log. 0 when ready. */
+static int wh_worker_start_ready(wh *h, const char *id, const char *const *extra) {
+    if (wh_worker_start(h, id, extra) < 0 || wh_wait_status(h, id, "ready", 60000) != 0) {
+        if (h->n_workers) wh_print_log(h, h->n_workers - 1, 40);
+        return -1;
+    }
+    return 0;
+}
+
 /* Starts Redis and the mock cluster and writes the model. 0 or -1 (with a
  * SKIP printed when a prerequisite is missing). */
 static int wh_setup(wh *h, int partitions, int slow_model) {

@@ -18,13 +18,7 @@ static int have_env;
 static int metrics_port;
 
 #define WID "hostile-w1"
-#define NEED_ENV()                                                                                  \
-    do {                                                                                            \
-        if (!have_env) {                                                                            \
-            tu_skip("worker environment unavailable");                                              \
-            return;                                                                                 \
-        }                                                                                           \
-    } while (0)
+#define NEED_ENV() WH_NEED_ENV(have_env)
 
 static int suite_init(void) {
     if (wh_setup(&H, 1, 0) != 0) return 0;
@@ -34,10 +28,7 @@ static int suite_init(void) {
     const char *extra[] = {"--metrics-addr", addr, "--health-stall-s", "2", "--heartbeat-ms", "300",
                            "--drain-timeout-s", "3", NULL};
     /* the harness passes --metrics-addr off first; the later flag wins */
-    if (wh_worker_start(&H, WID, extra) < 0 || wh_wait_status(&H, WID, "ready", 60000) != 0) {
-        if (H.n_workers) wh_print_log(&H, 0, 40);
-        return 0;
-    }
+    if (wh_worker_start_ready(&H, WID, extra) != 0) return 0;
     have_env = 1;
     return 0;
 }
