@@ -95,13 +95,22 @@ size_t grammar_matcher_n_bytes(const grammar_matcher *m);
 
 typedef struct grammar_vocab grammar_vocab;
 
-/* Builds the token trie of t (which must outlive nothing: the bytes are
- * copied). Control and unknown tokens and tokens that decode to nothing are
- * never allowed; the end-of-generation tokens (tok_is_eog) are allowed where
- * the grammar can end. strip_space: 1 when the output text drops one leading
- * space of the first token (TOK_DECODE_STRIP_SPACE), so the grammar sees the
- * bytes the caller sees. */
-int grammar_vocab_create(grammar_vocab **out, const tokenizer *t, int strip_space, inf_error *err);
+typedef struct grammar_vocab_config {
+    /* 1 when the output text drops one leading space of the first token
+     * (TOK_DECODE_STRIP_SPACE), so the grammar sees the bytes the caller sees. */
+    int strip_space;
+    /* The tokens that end generation (allowed where the grammar can end);
+     * NULL: those tok_is_eog names. */
+    const int32_t *eog;
+    size_t n_eog;
+} grammar_vocab_config;
+
+/* Builds the token trie of t (nothing of t is kept: the bytes are copied).
+ * Control, unknown and unused tokens and tokens that decode to nothing are
+ * never allowed, except the end-of-generation tokens where the grammar can
+ * end. cfg NULL: all defaults (0 / NULL). */
+int grammar_vocab_create(grammar_vocab **out, const tokenizer *t, const grammar_vocab_config *cfg,
+                         inf_error *err);
 void grammar_vocab_free(grammar_vocab *v);
 int32_t grammar_vocab_n(const grammar_vocab *v);
 

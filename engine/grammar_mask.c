@@ -44,13 +44,16 @@ static int cmp_piece(const void *a, const void *b, void *ctx) {
     return x < y ? -1 : x > y;
 }
 
-int grammar_vocab_create(grammar_vocab **out, const tokenizer *t, int strip_space, inf_error *err) {
+int grammar_vocab_create(grammar_vocab **out, const tokenizer *t, const grammar_vocab_config *cfg,
+                         inf_error *err) {
+    grammar_vocab_config dflt = {0, NULL, 0};
+    if (!cfg) cfg = &dflt;
     *out = NULL;
     int32_t n = tok_n_vocab(t);
     grammar_vocab *v = calloc(1, sizeof *v);
     if (!v) return inf_error_set(err, INF_ENOMEM, "grammar: out of memory building the token trie");
     v->n_vocab = n;
-    v->strip_space = strip_space;
+    v->strip_space = cfg->strip_space;
     v->off = calloc((size_t)n + 1, sizeof *v->off);
     v->len = calloc((size_t)n + 1, sizeof *v->len);
     v->eog = calloc((size_t)n + 1, 1);
@@ -72,7 +75,13 @@ int grammar_vocab_create(grammar_vocab **out, const tokenizer *t, int strip_spac
     for (int32_t id = 0; id < n; id++) {
         const char *b;
         size_t l = 0;
-        if (tok_is_eog(t, id)) {
+        int is_eog = 0;
+        if (cfg->eog) {
+            for (size_t k = 0; k < cfg->n_eog; k++) is_eog |= cfg->eog[k] == id;
+        } else {
+            is_eog = tok_is_eog(t, id);
+        }
+        if (is_eog) {
             v->eog[id] = 1;
             v->eog_ids[v->n_eog++] = id;
         }

@@ -307,11 +307,32 @@ static int build_mods(sampler *s, sampler_mod *m, int *n_out, inf_error *err) {
 
 /* Penalties, logit bias and the min_tokens mask: builds the list into
  * s->mods and applies it to logits, keeping each changed entry's raw value. */
+/* The grammar mask: disallowed tokens to -inf, after the modifiers (the
+ * device kernel applies the same bits at the same point). */
+static void apply_allowed(const sampler *s, float *logits) {
+    const uint32_t *a = s->allowed;
+    if (!a) return;
+    for (int w = 0; w * 32 < s->n_vocab; w++) {
+        uint32_t bits = a[w];
+        if (bits == 0xFFFFFFFFu) continue;
+        int end = (w + 1) * 32 < s->n_vocab ? (w + 1) * 32 : s->n_vocab;
+        for (int t = w * 32; t < end; t++)
+            if (!(bits >> (t & 31) & 1u)) logits[t] = -INFINITY;
+    }
+}
+
+void sampler_set_allowed(sampler *s, const uint32_t *bits) { s->allowed = bits; }
+
+const uint32_t *sampler_get_allowed(const sampler *s) { return s->allowed; }
+
 int smp_apply_modifiers(sampler *s, float *logits, inf_error *err) {
     const sampler_params *p = &s->p;
     size_t need = sampler_mods_bound(s);
     s->n_mods = 0;
-    if (!need) return 0;
+    if (!need) {
+        apply_allowed(s, logits);
+        return 0;
+    }
     if (reserve_mods(s, need))
         return inf_error_set(err, INF_ENOMEM, "out of memory for sampler scratch");
     int n = 0, rc = build_mods(s, s->mods, &n, err);
@@ -323,6 +344,7 @@ int smp_apply_modifiers(sampler *s, float *logits, inf_error *err) {
                                       p->presence_penalty, p->frequency_penalty);
     }
     s->n_mods = (size_t)n;
+    apply_allowed(s, logits);
     return 0;
 }
 

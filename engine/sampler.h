@@ -218,6 +218,18 @@ int sampler_device_ok(const sampler *s);
 int sampler_device_row(sampler *s, sampler_row *row, sampler_mod *mods, size_t cap,
                        inf_error *err);
 
+/* Constrained generation (grammar.h): bits[(n_vocab + 31) / 32], bit t set
+ * when token t is allowed (bit t % 32 of word t / 32). The sampler keeps the
+ * pointer (borrowed; the caller owns the buffer and may change its contents
+ * between steps) and, at every later sampler_sample / sampler_candidates, sets
+ * the logit of every disallowed token to -inf after the modifiers (penalties,
+ * bias, min_tokens), so temperature, top_k / top_p / min_p and the draw see
+ * only allowed tokens. Raw logprobs stay those of the unmasked logits. NULL
+ * removes the mask. The device path takes the same bits per row
+ * (backend_cuda_sample's masks). */
+void sampler_set_allowed(sampler *s, const uint32_t *bits);
+const uint32_t *sampler_get_allowed(const sampler *s);
+
 /* Records that `token` was generated (counts for the penalties and for
  * min_tokens / max_tokens). 0 <= token < n_vocab. */
 int sampler_accept(sampler *s, int32_t token, inf_error *err);

@@ -41,6 +41,7 @@ struct sampler {
     float *raw;         /* [n_mods] each modified token's logit before the modifiers */
     size_t n_mods, cap_mods;
     uint32_t *xslots;   /* token -> mod index + 1 for the entries not in the history */
+    const uint32_t *allowed; /* grammar mask (borrowed), NULL: none */
     size_t cap_xslots;
 };
 
