@@ -134,6 +134,7 @@ void eng_req_free(engine *e, eng_req *r) {
     if (!r) return;
     if (e && e->pool) kv_seq_release(e->pool, &r->seq);
     kv_seq_free(&r->seq);
+    eng_gram_req_free(r);
     sampler_free(r->smp);
     stop_matcher_free(r->stop);
     tok_stream_free(r->detok);
@@ -339,6 +340,7 @@ int engine_open(engine **out, const engine_config *cfg_in, const char *model_pat
             goto fail;
         }
     }
+    if ((rc = eng_gram_init(e, err))) goto fail;
     e->last_stats_us = eng_now_us(e);
     *out = e;
     return 0;
@@ -361,6 +363,7 @@ void engine_close(engine *e) {
     for (int i = 0; i < e->n_running; i++) eng_req_free(e, e->running[i]);
     free(e->waiting);
     free(e->running);
+    eng_gram_close(e);
     if (e->ids) {
         for (size_t i = 0; i < e->ids_cap; i++)
             for (eng_id_node *n = e->ids[i], *nx; n; n = nx) {
@@ -530,6 +533,11 @@ int engine_add(engine *e, const engine_request *q, inf_error *err) {
     if ((rc = stop_matcher_create(&r->stop, (const char *const *)p->stop, p->n_stop, err)))
         goto fail;
     if ((rc = tok_stream_create(&r->detok, e->tok, 0, err))) goto fail;
+    if (q->constraint && q->constraint->kind != CONSTRAINT_NONE &&
+        (rc = eng_gram_attach(e, r, q->constraint, err))) {
+        inf_error_wrap(err, rc, "request '%s'", r->id);
+        goto fail;
+    }
 
     uint64_t h = id_hash(r->id);
     pthread_mutex_lock(&e->mu);
@@ -687,6 +695,9 @@ void engine_stats_get(engine *e, engine_stats *st) {
     st->host_sampled_rows = e->host_rows;
     st->n_finished = e->n_finished;
     st->n_errors = e->n_errors;
+    st->constrained_rows = e->constrained_rows;
+    st->mask_ms = e->mask_ms;
+    if (e->ccache) constraint_cache_counts(e->ccache, &st->constraint_cache_hits, &st->constraint_compiles);
     int64_t now = eng_now_us(e);
     double dt = (double)(now - e->last_stats_us) / 1e6;
     if (dt > 0) {

@@ -54,6 +54,7 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "constraint.h"
 #include "model.h"
 #include "sampler.h"
 #include "status.h"
@@ -130,6 +131,16 @@ typedef struct engine_request {
     int add_special;                /* text prompts: add BOS/EOS as the vocab asks */
     int parse_special;              /* text prompts: recognise special-token texts */
     void *user;                     /* opaque; handed back in every event */
+    /* Structured output (constraint.h); NULL or kind NONE: unconstrained.
+     * Compiled at engine_add (cached by content, so requests sharing a
+     * schema compile it once); an invalid one fails engine_add with the
+     * compiler's message (INF_EINVAL, INF_EFORMAT, INF_EUNSUPPORTED or
+     * INF_ERANGE), wrapped as "request 'ID': ...". Every step the request's
+     * tokens are masked to those the grammar allows (EOS only where it can
+     * end); it finishes with STOP once the grammar is complete and nothing
+     * can follow, or at EOS, and with LENGTH at max_tokens (the text may then
+     * be incomplete). Borrowed: nothing is kept after engine_add. */
+    const constraint_spec *constraint;
 } engine_request;
 
 /* A request with add_special = 1 and everything else 0 / NULL. */
@@ -222,6 +233,10 @@ typedef struct engine_stats {
     uint64_t device_sampled_rows;      /* tokens sampled on the device (no logits copy) */
     uint64_t host_sampled_rows;        /* tokens sampled by the CPU sampler on copied logits */
     uint64_t n_finished, n_errors;     /* final events so far */
+    uint64_t constrained_rows;         /* tokens sampled under a grammar mask */
+    uint64_t constraint_compiles;      /* constraints compiled (cache misses) */
+    uint64_t constraint_cache_hits;    /* constraints served compiled from the cache */
+    double mask_ms;                    /* total time computing masks (beside the forward) */
     /* Throughput since the previous engine_stats call (or engine_open). */
     double prompt_tokens_per_s;
     double generated_tokens_per_s;

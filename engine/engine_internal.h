@@ -8,6 +8,7 @@
 
 #include "engine.h"
 #include "gguf.h"
+#include "grammar.h"
 #include "kvcache.h"
 #include "sampler.h"
 #include "stopstr.h"
@@ -41,6 +42,13 @@ typedef struct eng_req {
     stop_matcher *stop;
     tok_stream *detok;
     int logprobs;         /* params.logprobs */
+
+    /* structured output (engine_grammar.c); gm NULL: unconstrained */
+    grammar_matcher *gm;
+    uint32_t *mask;       /* [grammar_mask_words] allowed tokens of the next step */
+    int mask_rc;          /* the mask job's status (0: mask is valid) */
+    int mask_n_allowed;
+    char mask_msg[INF_ERROR_MSG_MAX];
 
     int cached_tokens;    /* prefix hit at first admission (usage) */
     int admitted_once;
@@ -127,6 +135,15 @@ struct engine {
     engine_event *ev_flat; /* what engine_step hands out */
     int cap_flat;
 
+    /* structured output (engine_grammar.c) */
+    constraint_cache *ccache;
+    pthread_mutex_t gmu;          /* creating gvocab (engine_add runs on any thread) */
+    grammar_vocab *gvocab;        /* built at the first constrained request */
+    struct eng_mask_pool *mpool;  /* the thread that computes masks beside the forward */
+    int dev_masks;                /* the device sampler takes per-row token masks */
+    uint64_t constrained_rows;
+    double mask_ms;
+
     /* counters */
     uint64_t n_preemptions, prefix_query, prefix_hit;
     uint64_t prompt_computed, recomputed, generated, n_steps, n_finished, n_errors;
@@ -149,6 +166,22 @@ int eng_finish(engine *e, eng_req *r, engine_finish_reason reason, int code, con
                int stop_index, int32_t stop_token);
 int eng_list_push(eng_req ***arr, int *n, int *cap, eng_req *r);
 void eng_list_remove(eng_req **arr, int *n, eng_req *r);
+
+/* engine_grammar.c: structured output */
+int eng_gram_init(engine *e, inf_error *err);
+void eng_gram_close(engine *e);
+/* Compiles (through the cache) and attaches r's constraint; r->smp exists. */
+int eng_gram_attach(engine *e, eng_req *r, const constraint_spec *c, inf_error *err);
+void eng_gram_req_free(eng_req *r);
+/* Starts computing the next mask of every constrained reqs[i] with
+ * sample[i] set, on the mask thread (inline when it cannot start); returns
+ * at once. eng_gram_masks_wait joins; then r->mask_rc says per request
+ * whether r->mask is valid (a dead end is an error too). */
+void eng_gram_masks_start(engine *e, eng_req **reqs, const uint8_t *sample, int n);
+void eng_gram_masks_wait(engine *e);
+/* Advances r's matcher over the sampled token; *done = 1 when the grammar
+ * is complete and nothing can follow. */
+int eng_gram_accept(engine *e, eng_req *r, int32_t tok, int *done, inf_error *err);
 
 /* scheduler.c */
 /* Applies the inbox, aborts and deadlines, schedules and runs one forward. */

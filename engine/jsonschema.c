@@ -712,6 +712,13 @@ int jsonschema_value_to_gbnf(const json_value *schema, char **gbnf, inf_error *e
     return gtext_take(&j.out, gbnf, err);
 }
 
+int jsonschema_value_text(const json_value *v, char **out, inf_error *err) {
+    gtext t;
+    gtext_init(&t);
+    json_text(&t, v);
+    return gtext_take(&t, out, err);
+}
+
 int jsonschema_to_gbnf(const char *text, size_t len, char **gbnf, inf_error *err) {
     *gbnf = NULL;
     json_value v;

@@ -34,6 +34,10 @@ int jsonschema_to_gbnf(const char *text, size_t len, char **gbnf, inf_error *err
 /* The same from a parsed schema (borrowed). */
 int jsonschema_value_to_gbnf(const json_value *schema, char **gbnf, inf_error *err);
 
+/* Compact JSON text of v (malloc'd, NUL-terminated), e.g. to pass a parsed
+ * response_format object on as text. */
+int jsonschema_value_text(const json_value *v, char **out, inf_error *err);
+
 /* GBNF for any JSON object (response_format json_object). */
 const char *jsonschema_any_object_gbnf(void);
 

@@ -318,6 +318,8 @@ static int emit_result(engine *e, eng_req *r, const sampler_result *res, int64_t
     int rc = sampler_accept(r->smp, res->token, &err);
     if (rc) return fail_req(e, r, rc, err.msg);
     int32_t tok = res->token;
+    int gram_done = 0;
+    if ((rc = eng_gram_accept(e, r, tok, &gram_done, &err))) return fail_req(e, r, rc, err.msg);
     r->tokens[r->n_tokens++] = tok;
     e->generated++;
     int32_t stop_tok = -1;
@@ -355,6 +357,7 @@ static int emit_result(engine *e, eng_req *r, const sampler_result *res, int64_t
     if (!rc) {
         if (stop_index >= 0) reason = ENGINE_FINISH_STOP;
         else if (fin == SAMPLER_FINISH_STOP) reason = ENGINE_FINISH_STOP;
+        else if (gram_done) reason = ENGINE_FINISH_STOP; /* complete; only EOS could follow */
         else if (fin == SAMPLER_FINISH_LENGTH || r->n_tokens >= e->cfg.max_model_len)
             reason = ENGINE_FINISH_LENGTH;
     }
@@ -415,6 +418,7 @@ static int emit_result(engine *e, eng_req *r, const sampler_result *res, int64_t
 static int emit_token(engine *e, eng_req *r, float *row, int64_t now) {
     inf_error err = {0};
     sampler_result res;
+    if (r->gm && r->mask_rc) return fail_req(e, r, r->mask_rc, r->mask_msg);
     int rc = sampler_sample(r->smp, row, e->n_vocab, &res, &err);
     if (rc) return fail_req(e, r, rc, err.msg);
     return emit_result(e, r, &res, now);
@@ -427,6 +431,7 @@ static int step_on_device(const engine *e, eng_req **reqs, int n) {
     for (int s = 0; s < n; s++) {
         if (!e->b_seqs_logits[s]) continue;
         if (!sampler_device_ok(reqs[s]->smp)) return 0;
+        if (reqs[s]->gm && !e->dev_masks) return 0;
         rows++;
     }
     return rows > 0;
@@ -554,7 +559,10 @@ int sched_step(engine *e, inf_error *err) {
     inf_error ferr = {0};
     /* Device sampling when every row allows it: the logits stay there. */
     int on_dev = step_on_device(e, p.reqs, p.n);
+    /* The next masks of the constrained rows are computed while the forward runs. */
+    eng_gram_masks_start(e, p.reqs, e->b_seqs_logits, p.n);
     int frc = backend_forward(e->be, &bt, on_dev ? NULL : e->logits, &ferr);
+    eng_gram_masks_wait(e);
     e->n_steps++;
     /* Tokens exist once the forward is done: TTFT and inter-token latency
      * are measured to here, not to the start of the step. */

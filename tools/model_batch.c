@@ -10,6 +10,7 @@
 
 #include "engine.h"
 #include "json.h"
+#include "jsonschema.h"
 #include "model_generate.h"
 #include "tokenizer.h"
 
@@ -18,6 +19,7 @@ typedef struct batch_req {
     int32_t *prompt;
     size_t n_prompt;
     sampler_params params;
+    gen_constraint constraint;
     int priority;
     double arrival_ms;
     int added, done;
@@ -101,6 +103,49 @@ static int parse_params(const json_value *o, sampler_params *p, inf_error *err) 
     return 0;
 }
 
+/* The constraint fields of one request object (at most one of them). */
+static int parse_constraint(const json_value *o, gen_constraint *c, inf_error *err) {
+    static const char *const names[] = {"response_format", "grammar", "regex", "choice"};
+    const json_value *v = NULL;
+    int which = -1;
+    for (int k = 0; k < 4; k++) {
+        const json_value *x = json_get(o, names[k]);
+        if (!x || x->type == JSON_NULL) continue;
+        if (which >= 0)
+            return inf_error_set(err, INF_EINVAL, "fields '%s' and '%s' exclude each other", names[which], names[k]);
+        which = k;
+        v = x;
+    }
+    if (which < 0) return 0;
+    if (which == 3) {
+        if (v->type != JSON_ARRAY || !v->n) return inf_error_set(err, INF_EINVAL, "field 'choice' must be a non-empty array of strings");
+        c->choices = calloc(v->n, sizeof *c->choices);
+        if (!c->choices) return inf_error_set(err, INF_ENOMEM, "out of memory");
+        for (size_t i = 0; i < v->n; i++) {
+            if (v->items[i].type != JSON_STRING) return inf_error_set(err, INF_EINVAL, "field 'choice' must hold strings");
+            if (!(c->choices[i] = strdup(v->items[i].str))) return inf_error_set(err, INF_ENOMEM, "out of memory");
+            c->n_choices++;
+        }
+        c->spec.kind = CONSTRAINT_CHOICE;
+        c->spec.choices = (const char *const *)c->choices;
+        c->spec.n_choices = c->n_choices;
+        return 0;
+    }
+    if (which == 0 && v->type == JSON_OBJECT) {
+        int rc = jsonschema_value_text(v, &c->text, err);
+        if (rc) return rc;
+    } else if (v->type == JSON_STRING) {
+        if (!(c->text = strndup(v->str, v->len))) return inf_error_set(err, INF_ENOMEM, "out of memory");
+    } else {
+        return inf_error_set(err, INF_EINVAL, "field '%s' must be a string%s", names[which],
+                             which == 0 ? " or an object" : "");
+    }
+    c->spec.kind = which == 0 ? CONSTRAINT_RESPONSE_FORMAT : which == 1 ? CONSTRAINT_GRAMMAR : CONSTRAINT_REGEX;
+    c->spec.text = c->text;
+    c->spec.len = strlen(c->text);
+    return 0;
+}
+
 /* One line of the batch file into r (prompt tokenized like `tokenize`). */
 static int parse_line(const engine *e, const char *line, size_t len, int lineno,
                       const sampler_params *defaults, int add_bos, batch_req *r, inf_error *err) {
@@ -116,6 +161,7 @@ static int parse_line(const engine *e, const char *line, size_t len, int lineno,
     if (v && v->type == JSON_STRING && v->len <= ENGINE_ID_MAX) snprintf(r->id, sizeof r->id, "%s", v->str);
     else snprintf(r->id, sizeof r->id, "req-%d", lineno);
     if (!rc) rc = parse_params(&o, &r->params, err);
+    if (!rc && (rc = parse_constraint(&o, &r->constraint, err))) inf_error_wrap(err, rc, "line %d", lineno);
     if (!rc) rc = json_int_field(&o, "priority", &r->priority, err);
     if (!rc && (v = json_get(&o, "arrival_ms")) && v->type == JSON_NUMBER) r->arrival_ms = v->number;
     if (!rc && (v = json_get(&o, "prompt_ids")) && v->type == JSON_ARRAY) {
@@ -224,13 +270,14 @@ static void free_batch(batch_req *reqs, int n) {
         free(reqs[i].ids);
         free(reqs[i].text);
         sampler_params_free(&reqs[i].params);
+        gen_constraint_free(&reqs[i].constraint);
     }
     free(reqs);
 }
 
 /* Adds every request whose arrival offset has passed. */
 static void admit_due(engine *e, batch_req *reqs, int n, int64_t start_ms, double elapsed_ms,
-                      int *n_done) {
+                      const constraint_spec *dflt, int *n_done) {
     for (int i = 0; i < n; i++) {
         batch_req *r = &reqs[i];
         if (r->added || r->arrival_ms > elapsed_ms) continue;
@@ -243,6 +290,7 @@ static void admit_due(engine *e, batch_req *reqs, int n, int64_t start_ms, doubl
         q.priority = r->priority;
         q.arrival_ms = start_ms + (int64_t)r->arrival_ms;
         q.user = r;
+        q.constraint = r->constraint.spec.kind != CONSTRAINT_NONE ? &r->constraint.spec : dflt;
         inf_error err = {0};
         if (engine_add(e, &q, &err)) {
             print_add_error(r, err.msg);
@@ -252,8 +300,8 @@ static void admit_due(engine *e, batch_req *reqs, int n, int64_t start_ms, doubl
     }
 }
 
-int gen_batch(engine *e, int json, const char *path, const sampler_params *defaults, int add_bos,
-              inf_error *err) {
+int gen_batch(engine *e, int json, const char *path, const sampler_params *defaults,
+              const constraint_spec *dflt_constraint, int add_bos, inf_error *err) {
     (void)json; /* batch output is always JSON lines */
     batch_req *reqs = NULL;
     int n = 0;
@@ -264,7 +312,7 @@ int gen_batch(engine *e, int json, const char *path, const sampler_params *defau
     int n_done = 0;
     uint64_t generated = 0;
     while (n_done < n && !rc) {
-        admit_due(e, reqs, n, start_ms, (mono_s() - t0) * 1000.0, &n_done);
+        admit_due(e, reqs, n, start_ms, (mono_s() - t0) * 1000.0, dflt_constraint, &n_done);
         if (!engine_has_work(e)) {
             struct timespec ts = {0, 1000000};
             nanosleep(&ts, NULL);

@@ -118,9 +118,75 @@ int gen_parse_sampling_flag(int argc, char **argv, int *i, sampler_params *p, in
     return 0;
 }
 
+/* ---- constraint flags ---- */
+
+void gen_constraint_free(gen_constraint *c) {
+    free(c->text);
+    for (size_t i = 0; i < c->n_choices; i++) free(c->choices[i]);
+    free(c->choices);
+    memset(c, 0, sizeof *c);
+}
+
+static int set_kind(gen_constraint *c, constraint_kind k, const char *flag, inf_error *err) {
+    if (c->spec.kind != CONSTRAINT_NONE && c->spec.kind != k)
+        return inf_error_set(err, INF_EINVAL, "%s: only one of --json-schema, --json-object, --grammar, --regex, "
+                                              "--choice may be given", flag);
+    c->spec.kind = k;
+    return 0;
+}
+
+int gen_parse_constraint_flag(int argc, char **argv, int *i, gen_constraint *c, inf_error *err) {
+    const char *f = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    int rc;
+    if (!strcmp(f, "--json-object")) {
+        if ((rc = set_kind(c, CONSTRAINT_JSON_OBJECT, f, err))) return rc;
+        return 1;
+    }
+    if (!strcmp(f, "--json-schema") || !strcmp(f, "--grammar")) {
+        if (!v) return inf_error_set(err, INF_EINVAL, "%s needs a FILE", f);
+        if ((rc = set_kind(c, f[2] == 'j' ? CONSTRAINT_JSON_SCHEMA : CONSTRAINT_GRAMMAR, f, err))) return rc;
+        size_t len;
+        free(c->text);
+        c->text = NULL;
+        if (gen_read_file(v, &c->text, &len)) return inf_error_set(err, INF_EIO, "%s: cannot read %s", f, v);
+        c->spec.text = c->text;
+        c->spec.len = len;
+        ++*i;
+        return 1;
+    }
+    if (!strcmp(f, "--regex")) {
+        if (!v) return inf_error_set(err, INF_EINVAL, "--regex needs a value");
+        if ((rc = set_kind(c, CONSTRAINT_REGEX, f, err))) return rc;
+        free(c->text);
+        if (!(c->text = strdup(v))) return inf_error_set(err, INF_ENOMEM, "out of memory");
+        c->spec.text = c->text;
+        c->spec.len = strlen(v);
+        ++*i;
+        return 1;
+    }
+    if (!strcmp(f, "--choice")) {
+        if ((rc = set_kind(c, CONSTRAINT_CHOICE, f, err))) return rc;
+        int k = *i + 1;
+        if (k >= argc || !strncmp(argv[k], "--", 2)) return inf_error_set(err, INF_EINVAL, "--choice needs TEXT...");
+        for (; k < argc && strncmp(argv[k], "--", 2); k++) {
+            char **q = realloc(c->choices, (c->n_choices + 1) * sizeof *q);
+            if (!q) return inf_error_set(err, INF_ENOMEM, "out of memory");
+            c->choices = q;
+            if (!(c->choices[c->n_choices] = strdup(argv[k]))) return inf_error_set(err, INF_ENOMEM, "out of memory");
+            c->n_choices++;
+        }
+        c->spec.choices = (const char *const *)c->choices;
+        c->spec.n_choices = c->n_choices;
+        *i = k - 1;
+        return 1;
+    }
+    return 0;
+}
+
 typedef struct gen_opts {
     const char *model, *prompt, *prompt_file, *batch;
     int json, no_bos, parse_special;
+    gen_constraint constraint;
     engine_config ecfg;
     sampler_params params;
 } gen_opts;
@@ -138,10 +204,13 @@ static void gen_usage(FILE *out) {
           "engine: --threads N (all cores)  --kv-cache-mb MB (256)  --kv-type f16|f32 (f16)\n"
           "  --max-num-seqs N (64)  --max-batched-tokens N (512)  --max-model-len N (model's)\n"
           "  --no-prefix-cache  --no-chunked-prefill  --cpu-isa auto|scalar|avx2|avx512 (auto)\n"
+          "structured output (one of): --json-schema SCHEMA.json  --json-object  --grammar FILE.gbnf\n"
+          "  --regex RE (matched in full)  --choice TEXT... (the texts up to the next option)\n"
           "output: --json (one JSON object; with --batch one per request plus a summary)\n"
           "batch file: one JSON object per line: id, prompt | prompt_ids, sampling fields\n"
           "  (max_tokens, temperature, top_k, top_p, min_p, seed, stop, stop_token_ids, ...),\n"
-          "  priority (lower = more urgent), arrival_ms (offset from the start)\n",
+          "  priority (lower = more urgent), arrival_ms (offset from the start),\n"
+          "  response_format (object or JSON text, OpenAI shape), grammar, regex, choice (array)\n",
           out);
 }
 
@@ -192,6 +261,8 @@ static int parse_args(int argc, char **argv, gen_opts *o, inf_error *err) {
         if (rc < 0) return rc;
         if (rc) continue;
         if ((rc = parse_engine_flag(argc, argv, &i, &o->ecfg, err)) < 0) return rc;
+        if (rc) continue;
+        if ((rc = gen_parse_constraint_flag(argc, argv, &i, &o->constraint, err)) < 0) return rc;
         if (rc) continue;
         if (strcmp(a, "--json") == 0) o->json = 1;
         else if (strcmp(a, "--no-bos") == 0) o->no_bos = 1;
@@ -258,6 +329,7 @@ static int run_single(engine *e, gen_opts *o, const int32_t *prompt, size_t n_pr
     r.prompt_tokens = prompt;
     r.n_prompt_tokens = (int)n_prompt;
     r.params = &o->params;
+    r.constraint = o->constraint.spec.kind != CONSTRAINT_NONE ? &o->constraint.spec : NULL;
     int rc = engine_add(e, &r, err);
     if (rc) return rc;
     gen_acc acc = {0};
@@ -312,8 +384,8 @@ static int run_single(engine *e, gen_opts *o, const int32_t *prompt, size_t n_pr
     return rc;
 }
 
-int gen_batch(engine *e, int json, const char *path, const sampler_params *defaults, int add_bos,
-              inf_error *err);
+int gen_batch(engine *e, int json, const char *path, const sampler_params *defaults,
+              const constraint_spec *dflt_constraint, int add_bos, inf_error *err);
 
 int gen_main(int argc, char **argv) {
     if (argc > 0 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
@@ -327,6 +399,7 @@ int gen_main(int argc, char **argv) {
         fprintf(stderr, "inferno-model generate: %s\n", err.msg);
         gen_usage(stderr);
         sampler_params_free(&o.params);
+        gen_constraint_free(&o.constraint);
         return 2;
     }
     char *text = NULL;
@@ -334,6 +407,7 @@ int gen_main(int argc, char **argv) {
     if (o.prompt_file && gen_read_file(o.prompt_file, &text, &text_len)) {
         fprintf(stderr, "inferno-model generate: cannot read %s\n", o.prompt_file);
         sampler_params_free(&o.params);
+        gen_constraint_free(&o.constraint);
         return 1;
     }
     engine *e = NULL;
@@ -341,7 +415,8 @@ int gen_main(int argc, char **argv) {
     size_t n_ids = 0;
     rc = engine_open(&e, &o.ecfg, o.model, &err);
     if (!rc && o.batch) {
-        rc = gen_batch(e, o.json, o.batch, &o.params, !o.no_bos, &err);
+        rc = gen_batch(e, o.json, o.batch, &o.params,
+                       o.constraint.spec.kind != CONSTRAINT_NONE ? &o.constraint.spec : NULL, !o.no_bos, &err);
     } else if (!rc) {
         rc = tok_encode(engine_tokenizer(e), text ? text : o.prompt, text_len, !o.no_bos,
                         o.parse_special, &ids, &n_ids, &err);
@@ -352,5 +427,6 @@ int gen_main(int argc, char **argv) {
     free(text);
     engine_close(e);
     sampler_params_free(&o.params);
+    gen_constraint_free(&o.constraint);
     return rc ? 1 : 0;
 }
