@@ -617,6 +617,17 @@ static void admit_one(struct worker *w, wjob *j) {
     const inf_request *r = &j->req;
     int32_t *ids = NULL;
     size_t n_ids = 0;
+    /* Placeholders until chat templates and constrained decoding reach the
+     * worker: a clear refusal, never a silently ignored field. */
+    if (r->messages) {
+        job_reject(w, j, "invalid_request", "chat requests (messages) are not supported by this worker yet");
+        return;
+    }
+    if (r->response_format || r->grammar || r->regex || r->choice) {
+        job_reject(w, j, "invalid_request",
+                   "output constraints (response_format, grammar, regex, choice) are not supported by this worker yet");
+        return;
+    }
     if (r->prompt_token_ids) {
         n_ids = r->n_prompt_token_ids;
     } else if (tok_encode(engine_tokenizer(w->eng), r->prompt, strlen(r->prompt), 1, 0, &ids, &n_ids, &err) != 0) {
