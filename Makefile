@@ -9,8 +9,9 @@
 #                    with a llama.cpp build of your own on the same files
 #   make chaos       the chaos suite's long form (CHAOS_REQUESTS=10000)
 #   make soak        memory soak: the worker's RSS over 20 rounds of 1,000 requests
-#   make fuzz        libFuzzer targets in turn: GGUF reader, request decoder, tokenizers
-#                    (FUZZ_SECONDS=600 each, FUZZ_TARGETS="gguf request tokenizer")
+#   make fuzz        libFuzzer targets in turn: GGUF reader, request decoder, tokenizers,
+#                    JSON-Schema compiler, GBNF parser (FUZZ_SECONDS=600 each,
+#                    FUZZ_TARGETS="gguf request tokenizer jsonschema gbnf")
 #   make run         the main job (README)
 #
 # Options: CUDA=0 skips CUDA, CUDA=1 requires it; PORTABLE=1 builds for x86-64-v3
@@ -204,7 +205,7 @@ soak: deps
 # land there) plus the committed seeds fuzz/corpus/<name> (read-only); crash
 # inputs go to $(BUILD)/fuzz/. make fuzz-build only builds them.
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS ?= gguf request tokenizer
+FUZZ_TARGETS ?= gguf request tokenizer jsonschema gbnf
 FUZZ_CC ?= clang
 FUZZ_CFLAGS := -std=c11 -g -O1 -D_GNU_SOURCE -I. -Iengine -Iqueue -Wall -Wextra -Wno-unused-parameter \
                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
@@ -222,6 +223,16 @@ FUZZ_SRCS_tokenizer := engine/tokenizer.c engine/tok_spm.c engine/tok_bpe.c engi
 FUZZ_DEPS_tokenizer := engine/tokenizer.h engine/tok_internal.h
 FUZZ_LIBS_tokenizer := -lpcre2-8 -lm
 FUZZ_MAXLEN_tokenizer := 1024
+GRAMMAR_SRCS := engine/grammar_parse.c engine/grammar_match.c engine/grammar_mask.c engine/tokenizer.c \
+                engine/tok_spm.c engine/tok_bpe.c engine/tok_stream.c engine/gguf.c engine/quant.c engine/status.c
+FUZZ_SRCS_gbnf := $(GRAMMAR_SRCS)
+FUZZ_DEPS_gbnf := engine/grammar.h engine/grammar_internal.h
+FUZZ_LIBS_gbnf := -lpcre2-8 -lm -lpthread
+FUZZ_MAXLEN_gbnf := 2048
+FUZZ_SRCS_jsonschema := engine/jsonschema.c engine/regex.c engine/gtext.c tools/json.c $(GRAMMAR_SRCS)
+FUZZ_DEPS_jsonschema := engine/jsonschema.h engine/regex.h engine/gtext.h engine/grammar.h
+FUZZ_LIBS_jsonschema := -lpcre2-8 -lm -lpthread
+FUZZ_MAXLEN_jsonschema := 4096
 
 define FUZZ_RULE
 $(BUILD)/fuzz/fuzz_$(1): fuzz/fuzz_$(1).c $(FUZZ_SRCS_$(1)) $(FUZZ_DEPS_$(1)) $(FUZZ_DEPS) Makefile

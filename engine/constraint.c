@@ -27,24 +27,6 @@ const char *constraint_kind_name(constraint_kind k) {
 
 static size_t cp_len(unsigned char c) { return c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : 4; }
 
-static int valid_utf8(const char *s, size_t n) {
-    for (size_t i = 0; i < n;) {
-        unsigned char c = (unsigned char)s[i];
-        size_t l = cp_len(c);
-        if ((c >= 0x80 && c < 0xC2) || c > 0xF4 || i + l > n) return 0;
-        uint32_t cp = l == 1 ? c : l == 2 ? (c & 0x1Fu) : l == 3 ? (c & 0x0Fu) : (c & 0x07u);
-        for (size_t k = 1; k < l; k++) {
-            unsigned char b = (unsigned char)s[i + k];
-            if ((b & 0xC0) != 0x80) return 0;
-            cp = (cp << 6) | (b & 0x3Fu);
-        }
-        static const uint32_t min_of[5] = {0, 0, 0x80, 0x800, 0x10000};
-        if (cp < min_of[l] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-        i += l;
-    }
-    return 1;
-}
-
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 typedef struct choice_job {
@@ -107,7 +89,7 @@ static int choice_gbnf(const constraint_spec *spec, char **gbnf, inf_error *err)
     char **s = malloc(spec->n_choices * sizeof *s);
     if (!s) return inf_error_set(err, INF_ENOMEM, "choice: out of memory");
     for (size_t i = 0; i < spec->n_choices; i++) {
-        if (!spec->choices[i] || !valid_utf8(spec->choices[i], strlen(spec->choices[i]))) {
+        if (!spec->choices[i] || !gtext_valid_utf8(spec->choices[i], strlen(spec->choices[i]))) {
             free(s);
             return inf_error_set(err, INF_EINVAL, "choice: entry %zu is not valid UTF-8", i);
         }

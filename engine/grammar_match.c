@@ -123,7 +123,7 @@ static int cmp_rec(const void *a, const void *b, void *ctx) {
 static int collect(expand_ctx *x, uint32_t **out, size_t *out_len, size_t *out_cap) {
     gram_scratch *s = x->s;
     if (x->rc) return x->rc;
-    qsort_r(s->offs, s->n_offs, sizeof *s->offs, cmp_rec, s->recs);
+    if (s->n_offs > 1) qsort_r(s->offs, s->n_offs, sizeof *s->offs, cmp_rec, s->recs);
     size_t len = 0, n_unique = 0;
     if (grow(out, out_cap, s->n_recs + 1))
         return inf_error_set(x->err, INF_ENOMEM, "grammar: out of memory");

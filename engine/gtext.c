@@ -90,3 +90,24 @@ int gtext_take(gtext *t, char **out, inf_error *err) {
     memset(t, 0, sizeof *t);
     return 0;
 }
+
+static size_t cp_len(unsigned char c) { return c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : 4; }
+
+int gtext_valid_utf8(const char *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t l = cp_len(c);
+        if ((c >= 0x80 && c < 0xC2) || c > 0xF4 || i + l > n) return 0;
+        uint32_t cp = l == 1 ? c : l == 2 ? (c & 0x1Fu) : l == 3 ? (c & 0x0Fu) : (c & 0x07u);
+        for (size_t k = 1; k < l; k++) {
+            unsigned char b = (unsigned char)s[i + k];
+            if ((b & 0xC0) != 0x80) return 0;
+            cp = (cp << 6) | (b & 0x3Fu);
+        }
+        static const uint32_t min_of[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < min_of[l] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+        i += l;
+    }
+    return 1;
+}
+

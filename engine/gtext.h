@@ -27,6 +27,9 @@ void gtext_printf(gtext *t, const char *fmt, ...) __attribute__((format(printf, 
 void gtext_literal(gtext *t, const char *s, size_t n);
 /* One code point as an escape usable inside a GBNF class or literal. */
 void gtext_cp(gtext *t, uint32_t cp);
+/* 1 if s[0..n) is valid UTF-8 (no overlongs, no surrogates). */
+int gtext_valid_utf8(const char *s, size_t n);
+
 /* Hands the NUL-terminated text to the caller (free) and resets t; INF_ENOMEM
  * if an earlier call failed. */
 int gtext_take(gtext *t, char **out, inf_error *err);

@@ -127,6 +127,11 @@ static void literal_of(js *j, const json_value *v) {
     gtext t;
     gtext_init(&t);
     json_text(&t, v);
+    if (t.s && !gtext_valid_utf8(t.s, t.len)) {
+        gtext_free(&t);
+        fail(j, INF_EINVAL, "(enum/const)", "a string is not valid UTF-8%s", NULL);
+        return;
+    }
     gtext_literal(&j->out, t.s ? t.s : "", t.len);
     if (t.failed) j->out.failed = 1;
     gtext_free(&t);
@@ -472,6 +477,9 @@ static void gen_object(js *j, const json_value *s, const char *path, int id) {
         fail(j, INF_ENOMEM, path, "out of memory%s", NULL);
         return;
     }
+    for (size_t i = 0; i < np && !j->rc; i++)
+        if (!gtext_valid_utf8(props->keys[i], strlen(props->keys[i])))
+            fail(j, INF_EINVAL, path, "a property name is not valid UTF-8%s", NULL);
     for (size_t i = 0; i < np && !j->rc; i++) {
         char cp[512];
         child_path(cp, sizeof cp, path, "properties", props->keys[i]);

@@ -618,17 +618,20 @@ static void admit_one(struct worker *w, wjob *j) {
     const inf_request *r = &j->req;
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    /* Placeholders until chat templates and constrained decoding reach the
-     * worker: a clear refusal, never a silently ignored field. */
+    /* Placeholder until chat templates reach the worker: a clear refusal,
+     * never a silently ignored field. */
     if (r->messages) {
         job_reject(w, j, "invalid_request", "chat requests (messages) are not supported by this worker yet");
         return;
     }
-    if (r->response_format || r->grammar || r->regex || r->choice) {
-        job_reject(w, j, "invalid_request",
-                   "output constraints (response_format, grammar, regex, choice) are not supported by this worker yet");
-        return;
-    }
+    /* Output constraint (inf_request_validate allows at most one): compiled
+     * by engine_add; an invalid one is rejected below with the compiler's
+     * message (what is wrong and where). */
+    constraint_spec cs = {CONSTRAINT_NONE, NULL, 0, NULL, 0};
+    if (r->response_format) cs = (constraint_spec){CONSTRAINT_RESPONSE_FORMAT, r->response_format, 0, NULL, 0};
+    else if (r->grammar) cs = (constraint_spec){CONSTRAINT_GRAMMAR, r->grammar, 0, NULL, 0};
+    else if (r->regex) cs = (constraint_spec){CONSTRAINT_REGEX, r->regex, 0, NULL, 0};
+    else if (r->choice) cs = (constraint_spec){CONSTRAINT_CHOICE, NULL, 0, (const char *const *)r->choice, r->n_choice};
     if (r->prompt_token_ids) {
         n_ids = r->n_prompt_token_ids;
     } else if (tok_encode(engine_tokenizer(w->eng), r->prompt, strlen(r->prompt), 1, 0, &ids, &n_ids, &err) != 0) {
@@ -663,6 +666,7 @@ static void admit_one(struct worker *w, wjob *j) {
         q.priority = r->has_priority ? clamp_priority(r->priority) : j->msg->topic_index;
         q.deadline_ms = r->has_deadline_ms ? r->deadline_ms : 0;
         q.user = j;
+        q.constraint = cs.kind != CONSTRAINT_NONE ? &cs : NULL;
         rc = engine_add(w->eng, &q, &err);
     }
     sampler_params_free(&sp);
