@@ -3,11 +3,12 @@
 # integration peers). Called by `make test`, `make run` and the other make
 # targets; quick when everything is present. As root it runs apt-get itself;
 # otherwise it prints the exact command to run and fails.
+# python3-jsonschema: the reference validator of structured output (tests/constraint/check.py).
 set -euo pipefail
 
 PKGS=(build-essential pkg-config make gcc clang
       libcunit1-dev libpcre2-dev librdkafka-dev libhiredis-dev libavro-dev libmicrohttpd-dev
-      redis-server kcat python3 python3-avro python3-confluent-kafka
+      redis-server kcat python3 python3-avro python3-confluent-kafka python3-jsonschema
       docker-compose yamllint)
 
 missing=()
