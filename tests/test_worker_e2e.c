@@ -321,6 +321,46 @@ static void test_deadline(void) {
     wh_stream_free(&s);
 }
 
+/* Structured output through the worker: a response_format json_schema
+ * request at temperature 1 yields text python3-jsonschema accepts; an
+ * invalid schema is an error entry. */
+static void test_json_schema(void) {
+    NEED_ENV();
+    static const char *schema =
+        "{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":9},"
+        "\"ok\":{\"type\":\"boolean\"},\"w\":{\"enum\":[\"a\",\"b\"]}},\"required\":[\"n\",\"ok\",\"w\"]}";
+    char rf[1024];
+    snprintf(rf, sizeof rf, "{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"t\",\"schema\":%s,\"strict\":true}}",
+             schema);
+    inf_request r;
+    wh_req(&r, "e2e-schema", "the dog ran", 64);
+    r.temperature = 1.0f;
+    r.response_format = strdup(rf);
+    CU_ASSERT_EQUAL(wh_send(&H, WH_TOPIC_N, &r), 0);
+    wh_req(&r, "e2e-schema-bad", "the dog ran", 8);
+    r.response_format = strdup("{\"type\":\"json_schema\",\"json_schema\":{\"schema\":{\"type\":\"integer\",\"multipleOf\":2}}}");
+    CU_ASSERT_EQUAL(wh_send(&H, WH_TOPIC_N, &r), 0);
+    wh_stream s;
+    CU_ASSERT_EQUAL_FATAL(wh_wait_final(&H, "e2e-schema", 30000, &s), 0);
+    CU_ASSERT_EQUAL(s.n_error, 0);
+    CU_ASSERT_STRING_EQUAL(s.finish, "stop");
+    if (s.text && !strcmp(s.finish, "stop")) {
+        char *argv[] = {"/usr/bin/python3", "-c",
+                        "import json,sys,jsonschema; jsonschema.validate(json.loads(sys.argv[2]), json.loads(sys.argv[1]))",
+                        (char *)schema, s.text, NULL};
+        char *outp = NULL;
+        int rc = tu_run_capture(argv, &outp);
+        if (rc) fprintf(stderr, "\n    not valid: %s\n", s.text);
+        CU_ASSERT_EQUAL(rc, 0);
+        free(outp);
+    }
+    wh_stream_free(&s);
+    CU_ASSERT_EQUAL_FATAL(wh_wait_final(&H, "e2e-schema-bad", 30000, &s), 0);
+    CU_ASSERT_EQUAL(s.n_error, 1);
+    CU_ASSERT_STRING_EQUAL(s.code, "invalid_request");
+    wh_stream_free(&s);
+}
+
 static void test_nostream_metadata_reply(void) {
     NEED_ENV();
     inf_request r;
@@ -425,6 +465,7 @@ void test_register_worker_e2e(void) {
     CU_add_test(s, "bad messages: DLQ + error entries, keeps serving", test_bad_messages);
     CU_add_test(s, "cancel by pub/sub and by key", test_cancel);
     CU_add_test(s, "deadline", test_deadline);
+    CU_add_test(s, "response_format json_schema validates; a bad schema is an error", test_json_schema);
     CU_add_test(s, "stream=false, metadata, reply_stream", test_nostream_metadata_reply);
     CU_add_test(s, "redelivered request answered once", test_redelivery_answered_once);
     CU_add_test(s, "loadgen --json", test_loadgen_json);
