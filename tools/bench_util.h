@@ -21,6 +21,9 @@ double bench_memory_bandwidth(int n_threads);
 /* Engine throughput table (tools/bench_engine.c). */
 void bench_concurrency(const char *models_dir, int quick);
 
+/* Structured-output overhead table (tools/bench_constraint.c). */
+void bench_constraint(const char *models_dir, int quick);
+
 /* One-file modes: --file F [--batched NPL,PP,TG] | --floors (tools/bench_file.c);
  * argv as main's. Returns the exit status. */
 int bench_file_main(int argc, char **argv);

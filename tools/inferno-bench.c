@@ -1,6 +1,6 @@
 /* inferno-bench - CPU benchmarks printed as tables (make bench).
  *
- *   inferno-bench [--quick] [--models DIR] [--only single|concurrency]
+ *   inferno-bench [--quick] [--models DIR] [--only single|concurrency|constraint]
  *                 [--cpu-isa auto|scalar|avx2|avx512] [--model FILE]...
  *   inferno-bench --file F.gguf [--threads N] [--reps R] [--pp 128] [--tg 32] [--cpu-isa ISA]
  *   inferno-bench --file F.gguf [--threads N] --batched NPL,PP,TG [--cpu-isa ISA]
@@ -12,6 +12,8 @@
  * single:      prefill and decode tokens/s per model, at 1 thread and all
  *              threads, beside the machine's measured memory bandwidth and the
  *              decode floor it implies (weight bytes read per token / bandwidth).
+ * constraint:  decode step time with 0, 1 and 8 of 8 rows under a JSON-Schema
+ *              object or json.gbnf (tools/bench_constraint.c).
  * concurrency: aggregate generated tokens/s through the engine's scheduler at
  *              1, 4, 16 and 64 concurrent requests, without and with a shared
  *              512-token system prompt (prefix caching).
@@ -189,7 +191,7 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--cpu-isa") == 0 && i + 1 < argc) o.cpu_isa = argv[++i];
         else if (strcmp(argv[i], "--model") == 0 && i + 1 < argc && o.n_files < 8) o.files[o.n_files++] = argv[++i];
         else {
-            fprintf(stderr, "usage: inferno-bench [--quick] [--models DIR] [--only single|concurrency]\n"
+            fprintf(stderr, "usage: inferno-bench [--quick] [--models DIR] [--only single|concurrency|constraint]\n"
                             "                     [--cpu-isa auto|scalar|avx2|avx512] [--model FILE]...\n"
                             "       inferno-bench --file F.gguf [--threads N] [--reps R] [--pp N] [--tg N] [--batched NPL,PP,TG]\n"
                             "       inferno-bench --floors [--threads N]\n");
@@ -208,5 +210,6 @@ int main(int argc, char **argv) {
            "cpu kernels: %s\n", ncpu, bw_1, bw_all, ncpu, cpu_ops_describe());
     if (!o.only || strcmp(o.only, "single") == 0) bench_single(&o, bw_1, bw_all, ncpu);
     if (!o.only || strcmp(o.only, "concurrency") == 0) bench_concurrency(o.models_dir, o.quick);
+    if (!o.only || strcmp(o.only, "constraint") == 0) bench_constraint(o.models_dir, o.quick);
     return 0;
 }
