@@ -45,6 +45,7 @@
 #define GRAMMAR_MAX_REPEAT 10000        /* m and n of {m,n} */
 #define GRAMMAR_MAX_STACKS 4096         /* stacks in one matcher state */
 #define GRAMMAR_MAX_DEPTH 1024          /* frames in one stack */
+#define GRAMMAR_MAX_STATE_WORDS (1u << 18) /* stack entries in one state, all stacks together */
 
 typedef struct grammar grammar;
 

@@ -49,7 +49,9 @@ static int grow(uint32_t **buf, size_t *cap, size_t need) {
 
 static void emit(expand_ctx *x, const uint32_t *stk, size_t n) {
     gram_scratch *s = x->s;
-    if (s->n_offs >= 4 * (size_t)GRAMMAR_MAX_STACKS) {
+    /* Bound the work of one byte too: many parallel parses, each deep, cost
+     * stacks x depth per byte (e.g. `[^\n]+{284}` is ambiguous at every byte). */
+    if (s->n_offs >= 4 * (size_t)GRAMMAR_MAX_STACKS || s->n_recs + n + 1 > GRAMMAR_MAX_STATE_WORDS) {
         x->rc = inf_error_set(x->err, INF_ERANGE, "grammar: more than %d parallel parses (ambiguous grammar)",
                               GRAMMAR_MAX_STACKS);
         return;
