@@ -162,7 +162,7 @@ static void run(engine *e, const rq *q, out *o, int n) {
             out *x = ev[k].user;
             if (ev[k].type == ENGINE_EVENT_TOKEN) {
                 for (int t = 0; t < ev[k].n_tokens && x->n < 512; t++) x->toks[x->n++] = ev[k].tokens[t];
-                if (x->len + ev[k].text_len < sizeof x->text) {
+                if (ev[k].text_len && x->len + ev[k].text_len < sizeof x->text) {
                     memcpy(x->text + x->len, ev[k].text, ev[k].text_len);
                     x->len += ev[k].text_len;
                 }
