@@ -56,6 +56,13 @@ int backend_cuda_sample(backend *b, const backend_cuda_sample_row *rows, int n,
     return inf_error_set(err, INF_EUNSUPPORTED, "built without CUDA");
 }
 
+int backend_cuda_sample_masked(backend *b, const backend_cuda_sample_row *rows, int n,
+                               const backend_cuda_sample_mod *mods, int n_mods, const uint32_t *const *masks,
+                               const backend_cuda_sample_out *out, inf_error *err) {
+    (void)b, (void)rows, (void)n, (void)mods, (void)n_mods, (void)masks, (void)out;
+    return inf_error_set(err, INF_EUNSUPPORTED, "built without CUDA");
+}
+
 #else /* INF_HAVE_CUDA */
 
 #include "cuda_internal.h"
@@ -619,6 +626,12 @@ static int smp_reserve(cuda_backend *c, size_t need, inf_error *err) {
 int backend_cuda_sample(backend *b, const backend_cuda_sample_row *rows, int n,
                         const backend_cuda_sample_mod *mods, int n_mods,
                         const backend_cuda_sample_out *out, inf_error *err) {
+    return backend_cuda_sample_masked(b, rows, n, mods, n_mods, NULL, out, err);
+}
+
+int backend_cuda_sample_masked(backend *b, const backend_cuda_sample_row *rows, int n,
+                               const backend_cuda_sample_mod *mods, int n_mods, const uint32_t *const *masks,
+                               const backend_cuda_sample_out *out, inf_error *err) {
     cuda_backend *c = as_cuda(b, err);
     if (!c) return INF_EINVAL;
     if (n != c->last_n_out || n <= 0)
@@ -645,7 +658,12 @@ int backend_cuda_sample(backend *b, const backend_cuda_sample_row *rows, int n,
                                  (int)mods[i].token);
     /* One buffer each side: [params][mods] go up, [tokens][status][logprobs]
      * [top ids][top logprobs] come down, each in one copy. */
-    size_t pb = (size_t)n * sizeof(infk_sample_params), mb = (size_t)n_mods * sizeof(infk_sample_mod);
+    size_t pb = (size_t)n * sizeof(infk_sample_params), mb0 = (size_t)n_mods * sizeof(infk_sample_mod);
+    size_t words = ((size_t)b->desc.n_vocab + 31) / 32, n_masked = 0;
+    for (int i = 0; masks && i < n; i++) n_masked += masks[i] != NULL;
+    /* [params][mods][masks] go up in one copy; the mask words follow the mods. */
+    size_t mb = mb0 + n_masked * words * 4;
+    mb = (mb + 7) & ~(size_t)7; /* keep the download part 8-byte aligned */
     size_t db = (size_t)n * 12 + (size_t)n_top * 8;
     int rc = smp_reserve(c, pb + mb + db, err);
     if (rc) return rc;
@@ -654,12 +672,20 @@ int backend_cuda_sample(backend *b, const backend_cuda_sample_row *rows, int n,
     infk_sample_mod *hm = (infk_sample_mod *)(h + pb);
     off = 0;
     n_top = 0;
+    uint32_t *hw = (uint32_t *)(h + pb + mb0);
+    int mask_off = 0;
     for (int i = 0; i < n; i++) {
         const backend_cuda_sample_row *r = &rows[i];
+        int mo = -1;
+        if (masks && masks[i]) {
+            mo = mask_off;
+            memcpy(hw + mask_off, masks[i], words * 4);
+            mask_off += (int)words;
+        }
         hp[i] = (infk_sample_params){r->temperature, r->top_k, r->top_p, r->min_p,
                                      r->repetition_penalty, r->presence_penalty,
                                      r->frequency_penalty, r->u, r->want_logprob, r->n_top, n_top,
-                                     off, r->n_mod};
+                                     off, r->n_mod, mo};
         off += r->n_mod;
         n_top += r->n_top;
     }
@@ -670,7 +696,7 @@ int backend_cuda_sample(backend *b, const backend_cuda_sample_row *rows, int n,
     if (e != cudaSuccess) rc = cuda_fail(e, "sampling upload", err);
     if (!rc)
         rc = infk_sample(c->logits, n, (int)b->desc.n_vocab, (const infk_sample_params *)d,
-                         (infk_sample_mod *)(d + pb), d_tok, d_lp, d_st, d_top, d_tlp, c->st, err);
+                         (infk_sample_mod *)(d + pb), (const uint32_t *)(d + pb + mb0), d_tok, d_lp, d_st, d_top, d_tlp, c->st, err);
     if (!rc) {
         e = cudaMemcpyAsync(h + pb + mb, d + pb + mb, db, cudaMemcpyDeviceToHost, c->st);
         if (e == cudaSuccess) e = cudaStreamSynchronize(c->st);

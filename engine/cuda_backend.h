@@ -58,4 +58,13 @@ int backend_cuda_sample(backend *b, const backend_cuda_sample_row *rows, int n,
                         const backend_cuda_sample_mod *mods, int n_mods,
                         const backend_cuda_sample_out *out, inf_error *err);
 
+/* The same with per-row token masks (structured output, grammar.h): masks
+ * NULL, or masks[i] NULL for an unconstrained row, else (n_vocab + 31) / 32
+ * words with bit t set where token t is allowed. The bits go up with the
+ * rows (one copy) and the kernel sets the other logits to -inf after the
+ * modifiers, as sampler_set_allowed does on the host. */
+int backend_cuda_sample_masked(backend *b, const backend_cuda_sample_row *rows, int n,
+                               const backend_cuda_sample_mod *mods, int n_mods, const uint32_t *const *masks,
+                               const backend_cuda_sample_out *out, inf_error *err);
+
 #endif

@@ -329,12 +329,14 @@ int engine_open(engine **out, const engine_config *cfg_in, const char *model_pat
     if (e->dev_sampling) {
         e->d_rows = malloc((size_t)S * sizeof *e->d_rows);
         e->d_req = malloc((size_t)S * sizeof *e->d_req);
+        e->d_masks = calloc((size_t)S, sizeof *e->d_masks);
+        e->dev_masks = 1; /* the device kernel applies per-row token masks */
         e->d_tok = malloc((size_t)S * sizeof *e->d_tok);
         e->d_status = malloc((size_t)S * sizeof *e->d_status);
         e->d_lp = malloc((size_t)S * sizeof *e->d_lp);
         e->d_top_tok = malloc((size_t)S * SAMPLER_MAX_LOGPROBS * sizeof *e->d_top_tok);
         e->d_top_lp = malloc((size_t)S * SAMPLER_MAX_LOGPROBS * sizeof *e->d_top_lp);
-        if (!e->d_rows || !e->d_req || !e->d_tok || !e->d_status || !e->d_lp || !e->d_top_tok ||
+        if (!e->d_rows || !e->d_req || !e->d_masks || !e->d_tok || !e->d_status || !e->d_lp || !e->d_top_tok ||
             !e->d_top_lp) {
             rc = inf_error_set(err, INF_ENOMEM, "out of memory for device sampling buffers");
             goto fail;
@@ -386,6 +388,7 @@ void engine_close(engine *e) {
     free(e->logits);
     free(e->d_rows);
     free(e->d_req);
+    free(e->d_masks);
     free(e->d_mods);
     free(e->d_tok);
     free(e->d_status);

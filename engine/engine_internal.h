@@ -125,6 +125,7 @@ struct engine {
     int dev_sampling;
     sampler_row *d_rows;      /* [max_num_seqs] */
     eng_req **d_req;          /* [max_num_seqs] the row's request (NULL: none) */
+    uint32_t **d_masks;       /* [max_num_seqs] the row's token mask (NULL: none) */
     sampler_mod *d_mods;      /* [cap_d_mods] every row's modifiers */
     size_t cap_d_mods;
     int32_t *d_tok, *d_status, *d_top_tok; /* [max_num_seqs], [.. * 20] */

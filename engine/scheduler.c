@@ -472,12 +472,19 @@ static int sample_on_device(engine *e, eng_req **reqs, int n_seqs) {
             if (r2 < 0 && !rc) rc = r2;
             e->d_req[i] = r = NULL;
         }
+        if (r && r->gm && r->mask_rc) { /* no valid mask: the row fails like a host row would */
+            int r2 = fail_req(e, r, r->mask_rc, r->mask_msg);
+            if (r2 < 0 && !rc) rc = r2;
+            e->d_req[i] = r = NULL;
+        }
+        e->d_masks[i] = r && r->gm ? r->mask : NULL;
         if (!r) memset(&e->d_rows[i], 0, sizeof e->d_rows[i]); /* greedy, nothing else */
         off += (size_t)e->d_rows[i].n_mod;
     }
     inf_error err = {0};
     backend_cuda_sample_out out = {e->d_tok, e->d_lp, e->d_status, e->d_top_tok, e->d_top_lp};
-    int src = backend_cuda_sample(e->be, e->d_rows, n, e->d_mods, (int)off, &out, &err);
+    int src = backend_cuda_sample_masked(e->be, e->d_rows, n, e->d_mods, (int)off,
+                                         (const uint32_t *const *)e->d_masks, &out, &err);
     /* The tokens exist now (the forward ran asynchronously until here). */
     int64_t now = eng_now_us(e);
     int top = 0;

@@ -175,6 +175,7 @@ typedef struct infk_sample_params {
     int want_logprob;  /* 1: logprob (raw log-softmax) of the sampled token */
     int n_top, top_off; /* 0..20 most likely raw tokens, written at top_off */
     int mod_off, n_mod; /* this row's entries in the modifier list */
+    int mask_off;       /* -1: no token mask; else the row's first word in masks */
 } infk_sample_params;
 
 /* One logit modifier (sampler_mod.h: applied with sampler_mod_apply, as the
@@ -194,7 +195,7 @@ typedef struct infk_sample_mod {
  * id, with their raw logprobs. status[i]: 0 ok, 1 a logit was NaN/+inf,
  * 2 every token masked. */
 int infk_sample(float *logits, int n_rows, int n_vocab, const infk_sample_params *params,
-                infk_sample_mod *mods, int32_t *tokens, float *logprobs, int32_t *status,
+                infk_sample_mod *mods, const uint32_t *masks, int32_t *tokens, float *logprobs, int32_t *status,
                 int32_t *top_ids, float *top_lps, cudaStream_t st, inf_error *err);
 
 /* ---- membw.cu ------------------------------------------------------------- */

@@ -313,7 +313,7 @@ __device__ int smp_draw(const float *L, int V, const infk_sample_params &p, floa
 
 __global__ void __launch_bounds__(SMP_THREADS)
     sample_kernel(float *logits, int V, const infk_sample_params *params, infk_sample_mod *mods,
-                  int32_t *tokens, float *logprobs, int32_t *status, int32_t *top_ids,
+                  const uint32_t *masks, int32_t *tokens, float *logprobs, int32_t *status, int32_t *top_ids,
                   float *top_lps) {
     __shared__ smp_shared sh;
     const infk_sample_params p = params[blockIdx.x];
@@ -366,6 +366,14 @@ __global__ void __launch_bounds__(SMP_THREADS)
                                           p.frequency_penalty);
     }
     __syncthreads();
+    /* 2b. The grammar mask (sampler_set_allowed): after the modifiers, as
+     * the CPU sampler applies it. */
+    if (p.mask_off >= 0) {
+        const uint32_t *mw = masks + p.mask_off;
+        for (int i = tid; i < V; i += blockDim.x)
+            if (!((mw[i >> 5] >> (i & 31)) & 1u)) L[i] = -INFINITY;
+        __syncthreads();
+    }
     /* 3. Checks and the argmax. */
     float mx = -INFINITY;
     int am = INT_MAX, bad = 0;
@@ -403,10 +411,10 @@ __global__ void __launch_bounds__(SMP_THREADS)
 }
 
 int infk_sample(float *logits, int n_rows, int n_vocab, const infk_sample_params *params,
-                infk_sample_mod *mods, int32_t *tokens, float *logprobs, int32_t *status,
+                infk_sample_mod *mods, const uint32_t *masks, int32_t *tokens, float *logprobs, int32_t *status,
                 int32_t *top_ids, float *top_lps, cudaStream_t st, inf_error *err) {
     if (n_rows <= 0) return 0;
-    sample_kernel<<<n_rows, SMP_THREADS, 0, st>>>(logits, n_vocab, params, mods, tokens, logprobs,
+    sample_kernel<<<n_rows, SMP_THREADS, 0, st>>>(logits, n_vocab, params, mods, masks, tokens, logprobs,
                                                   status, top_ids, top_lps);
     INFK_LAUNCH_CHECK("sample", st, err);
     return 0;

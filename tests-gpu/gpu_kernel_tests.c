@@ -541,7 +541,7 @@ static void sample_vs_cpu(int V, int steps) {
             hp[r] = (infk_sample_params){row.temperature, row.top_k, row.top_p, row.min_p,
                                          row.repetition_penalty, row.presence_penalty,
                                          row.frequency_penalty, row.u, row.want_logprob, row.n_top,
-                                         top, off, row.n_mod};
+                                         top, off, row.n_mod, -1};
             for (int k = 0; k < row.n_mod; k++) hm[off + k] = (infk_sample_mod){mods[k], 0.0f};
             off += row.n_mod;
             top += row.n_top;
@@ -549,7 +549,7 @@ static void sample_vs_cpu(int V, int steps) {
         CU(cudaMemcpy(dl, lg, (size_t)R * V * 4, cudaMemcpyHostToDevice));
         CU(cudaMemcpy(dp, hp, sizeof hp, cudaMemcpyHostToDevice));
         CU(cudaMemcpy(dm, hm, (size_t)(off ? off : 1) * sizeof *hm, cudaMemcpyHostToDevice));
-        OK(infk_sample(dl, R, V, dp, dm, dtok, dlp, dst, dtop, dtlp, 0, &e_));
+        OK(infk_sample(dl, R, V, dp, dm, NULL, dtok, dlp, dst, dtop, dtlp, 0, &e_));
         int32_t tok[N_SCASES], st[N_SCASES], ttok[N_SCASES * 20];
         float lp[N_SCASES], tlp[N_SCASES * 20];
         to_host(tok, dtok, R * 4);
@@ -614,17 +614,17 @@ static void test_sample_ties_status(void) {
     for (int i = 0; i < V; i++) lg[4 * V + i] = -INFINITY;
     lg[4 * V + 9] = 1.0f;
     infk_sample_params hp[R] = {
-        {1.0f, 3, 1.0f, 0, 1, 0, 0, 0.999, 1, 0, 0, 0, 0},
-        {1.0f, -1, 0.11f, 0, 1, 0, 0, 0.999, 0, 0, 0, 0, 0},
-        {0.0f, -1, 1.0f, 0, 1, 0, 0, 0.5, 1, 20, 0, 0, 0},
-        {0.0f, -1, 1.0f, 0, 1, 0, 0, 0.5, 0, 0, 0, 0, 0},
-        {0.0f, -1, 1.0f, 0, 1, 0, 0, 0.5, 0, 0, 0, 0, 1},
+        {1.0f, 3, 1.0f, 0, 1, 0, 0, 0.999, 1, 0, 0, 0, 0, -1},
+        {1.0f, -1, 0.11f, 0, 1, 0, 0, 0.999, 0, 0, 0, 0, 0, -1},
+        {0.0f, -1, 1.0f, 0, 1, 0, 0, 0.5, 1, 20, 0, 0, 0, -1},
+        {0.0f, -1, 1.0f, 0, 1, 0, 0, 0.5, 0, 0, 0, 0, 0, -1},
+        {0.0f, -1, 1.0f, 0, 1, 0, 0, 0.5, 0, 0, 0, 0, 1, -1},
     };
     float *dl = dup_dev(lg, (size_t)R * V * 4);
     void *dp = dup_dev(hp, sizeof hp), *dm = dup_dev(&mask, sizeof mask);
     int32_t *dtok = poisoned(R * 4), *dst = poisoned(R * 4), *dtop = poisoned(20 * 4);
     float *dlp = poisoned(R * 4), *dtlp = poisoned(20 * 4);
-    OK(infk_sample(dl, R, V, dp, dm, dtok, dlp, dst, dtop, dtlp, 0, &e_));
+    OK(infk_sample(dl, R, V, dp, dm, NULL, dtok, dlp, dst, dtop, dtlp, 0, &e_));
     int32_t tok[R], st[R], ttok[20];
     float tlp[20];
     to_host(tok, dtok, sizeof tok);
