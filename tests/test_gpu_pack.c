@@ -168,7 +168,7 @@ static void test_dry_run(void) {
         "## 5. racecheck", "## 6. bench_gpu", "## 7. baseline", "## Summary",
         "inferno-test-gpu gpu_kernels", "inferno-test-gpu gpu_forward",
         "--tool memcheck --error-exitcode 1", "--tool racecheck --error-exitcode 1",
-        "inferno-bench-gpu --models 8b,1b --types bf16,f16", "gpu-baseline.py --models 8b,1b"};
+        "inferno-bench-gpu --models 1b,8b --types bf16,f16", "gpu-baseline.py --models 8b,1b"};
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
         if (!strstr(md, want[i])) fprintf(stderr, "\n  report.md lacks '%s'", want[i]);
         CU_ASSERT_PTR_NOT_NULL(strstr(md, want[i]));
