@@ -151,8 +151,16 @@ $(BIN)/inferno-tests: $(TEST_OBJS) $(BUILD)/libinferno.a
 # make test: install what is missing, build everything, run every suite,
 # then (unless SUITES picks suites or CUDA_EMU_TESTS=0) the GPU suites on the
 # CUDA emulator in their quick form.
+# With nvcc present the GPU pack is built first (make gpu-pack, minutes the
+# first time) so the gpu_pack suite checks it; GPU_PACK_TEST=0 skips that.
 test: deps
 	@$(MAKE) --no-print-directory all
+ifneq ($(NVCC),)
+ifneq ($(GPU_PACK_TEST),0)
+	@if [ -z "$(SUITES)" ] || echo " $(SUITES) " | grep -q ' gpu_pack '; then \
+	  $(MAKE) --no-print-directory gpu-pack || { echo "make gpu-pack FAILED"; exit 1; }; fi
+endif
+endif
 	$(BIN)/inferno-tests $(SUITES)
 ifeq ($(SUITES),)
 ifneq ($(CUDA_EMU_TESTS),0)

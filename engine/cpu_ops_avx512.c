@@ -14,7 +14,9 @@
 #include "cpu_ops_impl.h"
 #include "quant.h"
 
-#if defined(__x86_64__) || defined(__i386__)
+/* INF_NO_AVX512 (make gpu-pack): the set is left out, so a binary meant for
+ * "x86-64-v3 and nothing beyond" holds no EVEX instruction at all. */
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(INF_NO_AVX512)
 
 #define TGT __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 #define DOT_US(u, s) _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)

@@ -44,3 +44,18 @@ CUDA_STAMP := $(BUILD)/.have-cuda-$(HAVE_CUDA)
 $(CUDA_STAMP):
 	@mkdir -p $(@D) && rm -f $(BUILD)/.have-cuda-* && touch $@
 $(BUILD)/engine/cuda_backend.o $(BUILD)/engine/cuda_load.o $(GPU_TEST_OBJS) $(GPU_BENCH_OBJS): $(CUDA_STAMP)
+
+# make gpu-pack: the one-call GPU validation kit (docs/cuda.md, tools/gpu-run.sh).
+# A real nvcc build (CUDA=1) for x86-64-v3 and nothing beyond (PORTABLE=1, the
+# AVX-512 CPU set left out), in its own build folder, then tools/gpu-pack.sh
+# adds the libraries the GPU machine lacks, the tiny model and a MANIFEST.
+# --as-needed keeps libraries the GPU programs never call (Kafka, Redis, HTTP)
+# out of the pack.
+GPU_PACK ?= .gpu
+GPU_PACK_BUILD ?= build-gpu
+.PHONY: gpu-pack
+gpu-pack:
+	@$(MAKE) --no-print-directory PORTABLE=1 CUDA=1 BUILD=$(GPU_PACK_BUILD) BIN=$(GPU_PACK)/bin \
+	  EXTRA_CFLAGS=-DINF_NO_AVX512 EXTRA_LDFLAGS=-Wl,--as-needed \
+	  $(GPU_PACK)/bin/inferno-test-gpu $(GPU_PACK)/bin/inferno-bench-gpu
+	tools/gpu-pack.sh $(GPU_PACK) $(GPU_PACK_BUILD)
