@@ -36,9 +36,10 @@ static int read_factors(const model_desc *d, const gguf_file *f, int n_ctx, floa
     quant_dequantize_row(t->type, t->data, v, t->n_elements);
     for (uint64_t i = 0; i < t->n_elements; i++)
         if (!(v[i] > 0.0f) || !isfinite(v[i])) {
+            double bad = v[i];
             free(v);
             return inf_error_set(err, INF_EFORMAT, "%s: tensor '%s' element %llu is %g (must be > 0)",
-                                 f->path, t->name, (unsigned long long)i, v[i]);
+                                 f->path, t->name, (unsigned long long)i, bad);
         }
     *out = v;
     return 0;
