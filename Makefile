@@ -277,7 +277,7 @@ test-cuda-emu: deps
 	if [ -n "$(GPU_SUITES)" ]; then exec bin-emu/inferno-test-gpu $(GPU_SUITES); fi; \
 	echo "GPU suites on the CUDA emulator (gpu_engine in a second process; its log follows)"; \
 	bin-emu/inferno-test-gpu gpu_engine > build-emu/gpu_engine.log 2>&1 & pid=$$!; \
-	bin-emu/inferno-test-gpu emu_selfcheck gpu_kernels gpu_memcheck gpu_forward; rc=$$?; \
+	bin-emu/inferno-test-gpu emu_selfcheck gpu_kernels gpu_memcheck gpu_forward gpu_arch; rc=$$?; \
 	wait $$pid; rc2=$$?; cat build-emu/gpu_engine.log; \
 	echo "gpu_kernels and gpu_memcheck again under LIFO and random thread orders (a missing barrier shows):"; \
 	INFEMU_SCHED=lifo bin-emu/inferno-test-gpu gpu_kernels gpu_memcheck > build-emu/lifo.log 2>&1 & pid=$$!; \

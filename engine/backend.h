@@ -31,6 +31,9 @@ typedef struct backend_config {
                                "avx2", "avx512"; a set the CPU lacks is refused */
     int kv_prefault;        /* CPU: 1 = touch every page of the KV cache at creation (see
                                engine_config.kv_prefault); the GPU cache is device memory */
+    int rope_n_ctx;         /* context per sequence the rope tables are made for: LongRoPE
+                               (phi3) takes its long factors when it exceeds the original
+                               context, as llama.cpp does; <= 0: the model's context_length */
 } backend_config;
 
 /* Defaults: all cores, 256 MiB KV, blocks of 16, F16 KV, 512-token batches. */

@@ -1,5 +1,8 @@
 /* cpu_backend.c - the llama-family forward pass on the CPU over a paged KV
- * cache (implements backend.h).
+ * cache (implements backend.h). One forward serves every architecture
+ * model.h accepts: the per-architecture steps (QK-norm, post norms, GeGLU,
+ * soft-capping, sliding windows, fused tensors) are switched by the
+ * model_desc flags, in the order llama.cpp's graphs apply them.
  *
  * Matrices stay in their GGUF type (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0,
  * Q5_1, Q4_K, Q5_K, Q6_K) and are used in place from the mapping; a file with
@@ -14,14 +17,18 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "cpu_arch.h"
 #include "cpu_ops.h"
 #include "quant.h"
 #include "threadpool.h"
 
 typedef struct cpu_layer {
     const float *attn_norm, *ffn_norm;
-    const float *bq, *bk, *bv; /* NULL without biases */
-    cpu_weight wq, wk, wv, wo, wg, wu, wd;
+    const float *bq, *bk, *bv;         /* NULL without biases */
+    const float *q_norm, *k_norm;      /* [head_dim], NULL without QK-norm */
+    const float *post_attn, *post_ffn; /* [n_embd], NULL without post norms */
+    cpu_weight wq, wk, wv, wo, wg, wu, wd; /* fused tensors: row views into one */
+    int swa;                           /* sliding-window layer */
 } cpu_layer;
 
 typedef struct cpu_backend {
@@ -33,7 +40,11 @@ typedef struct cpu_backend {
     const gguf_tensor *tok_embd;
     cpu_weight output;
     const float *out_norm;
-    float *inv_freq; /* n_rot/2 rotation frequencies (scaling and freq factors applied) */
+    /* Rope per layer kind [0 global, 1 local]: n_rot/2 frequencies each
+     * (scaling, YaRN ramp and freq factors applied) and the cos/sin factor. */
+    float *inv_freq[2];
+    float mscale[2];
+    int rope_n_ctx;
 
     void **owned; /* buffers allocated for converted tensors */
     int n_owned, cap_owned;
@@ -46,7 +57,7 @@ typedef struct cpu_backend {
 
     /* Activations for up to max_batch_tokens tokens. */
     float *x, *xb, *q, *k, *v, *att_out, *gate, *up;
-    float *rope_cs;   /* per token: n_rot/2 (cos, sin) pairs */
+    float *rope_cs[2]; /* per layer kind, per token: n_rot/2 (cos, sin) pairs */
     float *att_tmp;   /* per thread: scores for up to att_cap positions + head_dim tmp */
     long att_cap;
 } cpu_backend;
@@ -109,48 +120,71 @@ static int load_layers(cpu_backend *c, inf_error *err) {
     const model_desc *d = &c->base.desc;
     c->layers = calloc(d->n_layer, sizeof *c->layers);
     if (!c->layers) return inf_error_set(err, INF_ENOMEM, "out of memory for layers");
+    int64_t Q = (int64_t)d->n_head * d->head_dim, KV = (int64_t)d->n_head_kv * d->head_dim;
     for (uint32_t l = 0; l < d->n_layer; l++) {
         cpu_layer *L = &c->layers[l];
         const gguf_file *f = c->file;
         int li = (int)l, rc;
+        L->swa = model_layer_is_swa(d, li);
         if ((rc = load_vec(c, model_tensor(f, li, "attn_norm.weight"), &L->attn_norm, err)) ||
             (rc = load_vec(c, model_tensor(f, li, "ffn_norm.weight"), &L->ffn_norm, err)) ||
             (rc = load_vec(c, model_tensor(f, li, "attn_q.bias"), &L->bq, err)) ||
             (rc = load_vec(c, model_tensor(f, li, "attn_k.bias"), &L->bk, err)) ||
             (rc = load_vec(c, model_tensor(f, li, "attn_v.bias"), &L->bv, err)) ||
-            (rc = load_mat(c, model_tensor(f, li, "attn_q.weight"), &L->wq, err)) ||
-            (rc = load_mat(c, model_tensor(f, li, "attn_k.weight"), &L->wk, err)) ||
-            (rc = load_mat(c, model_tensor(f, li, "attn_v.weight"), &L->wv, err)) ||
+            (rc = load_vec(c, model_tensor(f, li, "attn_q_norm.weight"), &L->q_norm, err)) ||
+            (rc = load_vec(c, model_tensor(f, li, "attn_k_norm.weight"), &L->k_norm, err)) ||
+            (rc = load_vec(c, model_tensor(f, li, "post_attention_norm.weight"), &L->post_attn, err)) ||
+            (rc = load_vec(c, model_tensor(f, li, "post_ffw_norm.weight"), &L->post_ffn, err)) ||
             (rc = load_mat(c, model_tensor(f, li, "attn_output.weight"), &L->wo, err)) ||
-            (rc = load_mat(c, model_tensor(f, li, "ffn_gate.weight"), &L->wg, err)) ||
-            (rc = load_mat(c, model_tensor(f, li, "ffn_up.weight"), &L->wu, err)) ||
             (rc = load_mat(c, model_tensor(f, li, "ffn_down.weight"), &L->wd, err)))
             return rc;
+        if (d->fused_qkv) {
+            /* phi3: rows [q | k | v] of one tensor, used in place as three views */
+            if ((rc = load_mat(c, model_tensor(f, li, "attn_qkv.weight"), &L->wq, err))) return rc;
+            L->wk = L->wv = L->wq;
+            L->wq.rows = Q;
+            L->wk.rows = L->wv.rows = KV;
+            L->wk.data = (const uint8_t *)L->wq.data + (size_t)Q * L->wq.row_bytes;
+            L->wv.data = (const uint8_t *)L->wk.data + (size_t)KV * L->wq.row_bytes;
+        } else if ((rc = load_mat(c, model_tensor(f, li, "attn_q.weight"), &L->wq, err)) ||
+                   (rc = load_mat(c, model_tensor(f, li, "attn_k.weight"), &L->wk, err)) ||
+                   (rc = load_mat(c, model_tensor(f, li, "attn_v.weight"), &L->wv, err))) {
+            return rc;
+        }
+        if (d->fused_gate_up) {
+            /* phi3: ffn_up is [gate; up] (llama.cpp's swiglu splits it in halves) */
+            if ((rc = load_mat(c, model_tensor(f, li, "ffn_up.weight"), &L->wg, err))) return rc;
+            L->wg.rows = L->wu.rows = d->n_ff;
+            L->wu = L->wg;
+            L->wu.data = (const uint8_t *)L->wg.data + (size_t)d->n_ff * L->wg.row_bytes;
+        } else if ((rc = load_mat(c, model_tensor(f, li, "ffn_gate.weight"), &L->wg, err)) ||
+                   (rc = load_mat(c, model_tensor(f, li, "ffn_up.weight"), &L->wu, err))) {
+            return rc;
+        }
     }
     return 0;
 }
 
-/* Rotation frequencies per pair, with linear scaling and llama-3.1 style
- * per-dimension factors folded in, so the hot loop is one multiply. */
+/* Rotation frequencies per pair for each layer kind (model_rope_table:
+ * scaling, YaRN and per-dimension factors folded in), so the hot loop is
+ * one multiply. */
 static int init_rope(cpu_backend *c, inf_error *err) {
     const model_desc *d = &c->base.desc;
-    if (d->rope_scaling == MODEL_ROPE_SCALING_YARN)
-        return inf_error_set(err, INF_EUNSUPPORTED,
-                             "%s: YaRN rope scaling is not supported by the CPU backend",
-                             c->file->path);
     int half = (int)d->n_rot / 2;
-    c->inv_freq = malloc((size_t)half * sizeof(float));
-    if (!c->inv_freq) return inf_error_set(err, INF_ENOMEM, "out of memory for rope table");
-    const float *factors = NULL;
-    int rc = load_vec(c, model_tensor(c->file, -1, "rope_freqs.weight"), &factors, err);
-    if (rc) return rc;
-    double scale = d->rope_scaling == MODEL_ROPE_SCALING_LINEAR ? 1.0 / d->rope_scaling_factor : 1.0;
-    for (int i = 0; i < half; i++) {
-        double f = pow((double)d->rope_freq_base, -2.0 * i / (double)d->n_rot) * scale;
-        if (factors) f /= factors[i];
-        c->inv_freq[i] = (float)f;
+    double *fr = malloc((size_t)(half > 0 ? half : 1) * sizeof(double));
+    if (!fr) return inf_error_set(err, INF_ENOMEM, "out of memory for rope table");
+    int rc = 0;
+    for (int k = 0; k < 2 && !rc; k++) {
+        model_rope r;
+        c->inv_freq[k] = malloc((size_t)(half > 0 ? half : 1) * sizeof(float));
+        if (!c->inv_freq[k]) rc = inf_error_set(err, INF_ENOMEM, "out of memory for rope table");
+        if (!rc) rc = model_rope_table(d, c->file, k, c->rope_n_ctx, fr, &r, err);
+        if (rc) break;
+        for (int i = 0; i < half; i++) c->inv_freq[k][i] = (float)fr[i];
+        c->mscale[k] = (float)r.mscale;
     }
-    return 0;
+    free(fr);
+    return rc;
 }
 
 /* Activation rows are read with 32-byte vector loads; glibc's large malloc
@@ -203,9 +237,10 @@ static int alloc_buffers(cpu_backend *c, const backend_config *cfg, inf_error *e
     c->att_out = act_alloc(T * qd);
     c->gate = act_alloc(T * d->n_ff);
     c->up = act_alloc(T * d->n_ff);
-    c->rope_cs = act_alloc(T * d->n_rot);
+    c->rope_cs[0] = act_alloc(T * d->n_rot);
+    c->rope_cs[1] = d->n_swa ? act_alloc(T * d->n_rot) : NULL;
     if (!c->x || !c->xb || !c->q || !c->k || !c->v || !c->att_out || !c->gate || !c->up ||
-        !c->rope_cs)
+        !c->rope_cs[0] || (d->n_swa && !c->rope_cs[1]))
         return inf_error_set(err, INF_ENOMEM, "out of memory for activations (%zu tokens)", T);
 
     c->kv_type = cfg->kv_type;
@@ -240,7 +275,8 @@ static void cpu_free(backend *b) {
     for (int i = 0; i < c->n_owned; i++) free(c->owned[i]);
     free(c->owned);
     free(c->layers);
-    free(c->inv_freq);
+    free(c->inv_freq[0]);
+    free(c->inv_freq[1]);
     free(c->k_cache);
     free(c->v_cache);
     free(c->x);
@@ -251,7 +287,8 @@ static void cpu_free(backend *b) {
     free(c->att_out);
     free(c->gate);
     free(c->up);
-    free(c->rope_cs);
+    free(c->rope_cs[0]);
+    free(c->rope_cs[1]);
     free(c->att_tmp);
     free(c);
 }
@@ -273,14 +310,20 @@ static void apply_rope(float *x, int n_heads, int head_dim, int n_rot, const flo
     }
 }
 
+/* (cos, sin) per token and pair, times the layer kind's mscale (ggml
+ * scales both by YaRN's / LongRoPE's attention factor). */
 static void rope_tables(cpu_backend *c, const backend_batch *bt) {
     int half = (int)c->base.desc.n_rot / 2;
-    for (int t = 0; t < bt->n_tokens; t++) {
-        float *cs = c->rope_cs + (size_t)t * 2 * half;
-        for (int i = 0; i < half; i++) {
-            double theta = (double)bt->positions[t] * (double)c->inv_freq[i];
-            cs[2 * i] = (float)cos(theta);
-            cs[2 * i + 1] = (float)sin(theta);
+    for (int k = 0; k < 2; k++) {
+        if (!c->rope_cs[k]) continue;
+        double ms = c->mscale[k];
+        for (int t = 0; t < bt->n_tokens; t++) {
+            float *cs = c->rope_cs[k] + (size_t)t * 2 * half;
+            for (int i = 0; i < half; i++) {
+                double theta = (double)bt->positions[t] * (double)c->inv_freq[k][i];
+                cs[2 * i] = (float)(cos(theta) * ms);
+                cs[2 * i + 1] = (float)(sin(theta) * ms);
+            }
         }
     }
 }
@@ -316,7 +359,9 @@ typedef struct attn_job {
     int layer;
 } attn_job;
 
-/* One (token, head) pair: softmax(q.K^T * scale) V over positions [0, pos]. */
+/* One (token, head) pair: softmax(q.K^T * scale) V over positions [0, pos]
+ * (sliding-window layers: the last n_swa of them; soft-capped scores where
+ * the model says so). */
 static void attend_one(cpu_backend *c, const backend_batch *bt, int layer, int t, int h,
                        float *scores, float *tmp) {
     const model_desc *d = &c->base.desc;
@@ -329,7 +374,12 @@ static void attend_one(cpu_backend *c, const backend_batch *bt, int layer, int t
     cpu_kv_rows vr = {c->v_cache + layer_off + head_off, kvd * c->kv_elem, s->blocks, c->base.kv_block_size, f16};
     const float *q = c->q + (size_t)t * d->n_head * hd + (size_t)h * hd;
     float *out = c->att_out + (size_t)t * d->n_head * hd + (size_t)h * hd;
-    cpu_attn_head(q, hd, &kr, &vr, bt->positions[t] + 1, 1.0f / sqrtf((float)hd), scores, out, tmp);
+    int n = bt->positions[t] + 1;
+    int lo = c->layers[layer].swa && n > (int)d->n_swa ? n - (int)d->n_swa : 0;
+    if (lo == 0 && d->attn_softcap == 0.0f)
+        cpu_attn_head(q, hd, &kr, &vr, n, d->attn_scale, scores, out, tmp);
+    else
+        cpu_arch_attn_head(q, hd, &kr, &vr, lo, n, d->attn_scale, d->attn_softcap, scores, out, tmp);
 }
 
 static void attn_worker(void *ctx, int ith, int nth) {
@@ -386,8 +436,16 @@ static int layer_forward(cpu_backend *c, int l, const backend_batch *bt, inf_err
     add_bias(c->q, L->bq, n, Q);
     add_bias(c->k, L->bk, n, KV);
     add_bias(c->v, L->bv, n, KV);
+    if (L->q_norm) {
+        /* QK-norm (qwen3, gemma3): RMSNorm of every head before rope */
+        for (long i = 0; i < (long)n * d->n_head; i++)
+            cpu_rmsnorm(c->q + i * hd, c->q + i * hd, L->q_norm, hd, d->rms_eps);
+        for (long i = 0; i < (long)n * d->n_head_kv; i++)
+            cpu_rmsnorm(c->k + i * hd, c->k + i * hd, L->k_norm, hd, d->rms_eps);
+    }
+    const float *rope_cs = c->rope_cs[L->swa];
     for (int t = 0; t < n; t++) {
-        const float *cs = c->rope_cs + (size_t)t * d->n_rot;
+        const float *cs = rope_cs + (size_t)t * d->n_rot;
         apply_rope(c->q + t * Q, (int)d->n_head, hd, (int)d->n_rot, cs, d->rope_neox);
         apply_rope(c->k + t * KV, (int)d->n_head_kv, hd, (int)d->n_rot, cs, d->rope_neox);
     }
@@ -396,6 +454,8 @@ static int layer_forward(cpu_backend *c, int l, const backend_batch *bt, inf_err
     inf_pool_run(c->pool, attn_worker, &job);
     if ((rc = mm(c, &L->wo, c->att_out, n, c->xb)))
         return inf_error_set(err, rc, "layer %d: attention output failed", l);
+    if (L->post_attn)
+        for (int t = 0; t < n; t++) cpu_rmsnorm(c->xb + t * E, c->xb + t * E, L->post_attn, E, d->rms_eps);
     for (long i = 0; i < n * E; i++) c->x[i] += c->xb[i];
 
     for (int t = 0; t < n; t++) cpu_rmsnorm(c->xb + t * E, c->x + t * E, L->ffn_norm, E, d->rms_eps);
@@ -406,9 +466,14 @@ static int layer_forward(cpu_backend *c, int l, const backend_batch *bt, inf_err
         if ((rc = cpu_matmul_multi(c->pool, &c->scratch, 2, ws, c->xb, E, n, ys, yst)))
             return inf_error_set(err, rc, "layer %d: feed-forward failed", l);
     }
-    for (int t = 0; t < n; t++) cpu_swiglu(c->gate + t * F, c->gate + t * F, c->up + t * F, F);
+    for (int t = 0; t < n; t++) {
+        if (d->ffn_gelu) cpu_arch_geglu(c->gate + t * F, c->gate + t * F, c->up + t * F, F);
+        else cpu_swiglu(c->gate + t * F, c->gate + t * F, c->up + t * F, F);
+    }
     if ((rc = mm(c, &L->wd, c->gate, n, c->xb)))
         return inf_error_set(err, rc, "layer %d: feed-forward down failed", l);
+    if (L->post_ffn)
+        for (int t = 0; t < n; t++) cpu_rmsnorm(c->xb + t * E, c->xb + t * E, L->post_ffn, E, d->rms_eps);
     for (long i = 0; i < n * E; i++) c->x[i] += c->xb[i];
     return 0;
 }
@@ -426,6 +491,8 @@ static int cpu_forward(backend *b, const backend_batch *bt, float *logits, inf_e
         quant_dequantize_row(c->tok_embd->type,
                              (const uint8_t *)c->tok_embd->data + (size_t)bt->tokens[t] * erow,
                              c->x + t * E, (size_t)E);
+    if (d->embd_scale != 1.0f)
+        for (long i = 0; i < (long)bt->n_tokens * E; i++) c->x[i] *= d->embd_scale;
     rope_tables(c, bt);
     for (uint32_t l = 0; l < d->n_layer; l++)
         if ((rc = layer_forward(c, (int)l, bt, err))) return rc;
@@ -438,6 +505,7 @@ static int cpu_forward(backend *b, const backend_batch *bt, float *logits, inf_e
     if (n_out && (rc = cpu_matmul(c->pool, &c->scratch, &c->output, c->xb, E, n_out, logits,
                                   (long)d->n_vocab)))
         return inf_error_set(err, rc, "output projection failed");
+    if (d->final_softcap > 0.0f) cpu_arch_softcap(logits, (long)n_out * d->n_vocab, d->final_softcap);
     return 0;
 }
 
@@ -455,6 +523,7 @@ int backend_cpu_create(backend **out, const gguf_file *f, const backend_config *
     c->file = f;
     c->base.kv_block_size = cfg->kv_block_size;
     c->base.max_batch_tokens = cfg->max_batch_tokens;
+    c->rope_n_ctx = cfg->rope_n_ctx;
     /* The kernel set is process-wide: chosen here, before any kernel runs. */
     int rc = cpu_ops_select(cfg->cpu_isa, err);
     if (!rc) rc = model_desc_from_gguf(&c->base.desc, f, err);

@@ -275,6 +275,8 @@ static int run_body(cuda_backend *c, const plan *p, inf_error *err) {
     int xdt = n <= GEMV_MAX ? INFK_F32 : c->act_dt;
     size_t kv_es = infk_dt_size(c->kv_dt);
     if ((rc = infk_embed(&c->tok_embd, c->d_tokens, n, c->x, c->st, err))) return rc;
+    if (d->embd_scale != 1.0f && (rc = infk_scale(c->x, (size_t)n * E, d->embd_scale, c->st, err)))
+        return rc;
     for (uint32_t l = 0; l < d->n_layer; l++) {
         const cuda_layer *L = &c->layers[l];
         if ((rc = infk_rmsnorm(c->x, l ? c->delta : NULL, L->attn_norm, NULL, n, (int)E, d->rms_eps,
@@ -285,16 +287,23 @@ static int run_body(cuda_backend *c, const plan *p, inf_error *err) {
                       (rc = infk_add_bias(c->qkv, QKV, Q, (int)KV, L->bk, n, c->st, err)) ||
                       (rc = infk_add_bias(c->qkv, QKV, Q + KV, (int)KV, L->bv, n, c->st, err))))
             return rc;
+        if (L->q_norm &&
+            ((rc = infk_head_rmsnorm(c->qkv, n, QKV, 0, (int)d->n_head, hd, L->q_norm, d->rms_eps,
+                                     c->st, err)) ||
+             (rc = infk_head_rmsnorm(c->qkv, n, QKV, Q, (int)d->n_head_kv, hd, L->k_norm, d->rms_eps,
+                                     c->st, err))))
+            return rc;
         uint8_t *kc = (uint8_t *)c->k_cache + (size_t)l * c->kv_layer_elems * kv_es;
         uint8_t *vc = (uint8_t *)c->v_cache + (size_t)l * c->kv_layer_elems * kv_es;
-        if ((rc = infk_rope(c->qkv, n, QKV, 0, (int)d->n_head, Q, (int)d->n_head_kv, hd,
-                            (int)d->n_rot, d->rope_neox, c->d_pos, c->inv_freq, c->st, err)) ||
+        if ((rc = infk_rope_ms(c->qkv, n, QKV, 0, (int)d->n_head, Q, (int)d->n_head_kv, hd,
+                               (int)d->n_rot, d->rope_neox, c->d_pos, c->inv_freq[L->swa],
+                               c->mscale[L->swa], c->st, err)) ||
             (rc = infk_kv_write(c->qkv, QKV, Q, Q + KV, (int)KV, n, c->d_slot, kc, vc, c->kv_dt,
                                 c->st, err)))
             return rc;
         infk_attn a = {c->qkv, QKV, kc, vc, c->kv_dt, (int)d->n_head, (int)d->n_head_kv, hd,
                        c->base.kv_block_size, c->d_pos, c->d_tab, c->d_blocks,
-                       1.0f / sqrtf((float)hd), c->att, Q, xdt};
+                       d->attn_scale, c->att, Q, xdt, L->swa ? (int)d->n_swa : 0, d->attn_softcap};
         if (p->all_decode) {
             int s = infk_attn_decode_splits(n, (int)d->n_head_kv, c->n_sm);
             rc = infk_attn_decode(&a, NULL, n, s, c->partial, c->st, err);
@@ -304,19 +313,30 @@ static int run_body(cuda_backend *c, const plan *p, inf_error *err) {
             if (!rc) rc = infk_attn_prefill(&a, c->d_tiles, p->n_tiles, c->st, err);
         }
         if (rc) return rc;
-        if ((rc = matmul(c, &L->wo, c->att, n, c->delta, E, err)) ||
-            (rc = infk_rmsnorm(c->x, c->delta, L->ffn_norm, NULL, n, (int)E, d->rms_eps, c->xb, xdt,
+        if ((rc = matmul(c, &L->wo, c->att, n, c->delta, E, err))) return rc;
+        /* post norms (gemma): normalize the branch output in place before the residual add */
+        if (L->post_attn && (rc = infk_rmsnorm(c->delta, NULL, L->post_attn, NULL, n, (int)E,
+                                               d->rms_eps, c->delta, INFK_F32, c->st, err)))
+            return rc;
+        if ((rc = infk_rmsnorm(c->x, c->delta, L->ffn_norm, NULL, n, (int)E, d->rms_eps, c->xb, xdt,
                                c->st, err)) ||
             (rc = matmul(c, &L->wgu, c->xb, n, c->gu, 2 * F, err)) ||
-            (rc = infk_swiglu(c->gu, 2 * F, (int)F, n, c->act, xdt, c->st, err)) ||
+            (rc = d->ffn_gelu ? infk_geglu(c->gu, 2 * F, (int)F, n, c->act, xdt, c->st, err)
+                              : infk_swiglu(c->gu, 2 * F, (int)F, n, c->act, xdt, c->st, err)) ||
             (rc = matmul(c, &L->wd, c->act, n, c->delta, E, err)))
+            return rc;
+        if (L->post_ffn && (rc = infk_rmsnorm(c->delta, NULL, L->post_ffn, NULL, n, (int)E,
+                                              d->rms_eps, c->delta, INFK_F32, c->st, err)))
             return rc;
     }
     int odt = p->n_out <= GEMV_MAX ? INFK_F32 : c->act_dt;
     if ((rc = infk_rmsnorm(c->x, c->delta, c->out_norm, c->d_rows, p->n_out, (int)E, d->rms_eps,
                            c->xb, odt, c->st, err)))
         return rc;
-    return matmul(c, &c->output, c->xb, p->n_out, c->logits, (long)d->n_vocab, err);
+    if ((rc = matmul(c, &c->output, c->xb, p->n_out, c->logits, (long)d->n_vocab, err))) return rc;
+    if (d->final_softcap > 0.0f)
+        rc = infk_softcap(c->logits, (size_t)p->n_out * d->n_vocab, d->final_softcap, c->st, err);
+    return rc;
 }
 
 static int bucket_of(const cuda_backend *c, int n) {
@@ -540,9 +560,6 @@ int backend_cuda_create(backend **out, const gguf_file *f, const backend_config 
 #endif
     int rc = model_desc_from_gguf(&c->base.desc, f, err);
     const model_desc *d = &c->base.desc;
-    if (!rc && d->rope_scaling == MODEL_ROPE_SCALING_YARN)
-        rc = inf_error_set(err, INF_EUNSUPPORTED, "%s: YaRN rope scaling is not supported by the CUDA backend",
-                           f->path);
     if (!rc && (d->head_dim > INFK_ATTN_MAX_HEAD_DIM || d->n_rot > d->head_dim))
         rc = inf_error_set(err, INF_EUNSUPPORTED, "%s: head_dim %u exceeds the CUDA kernels' %d",
                            f->path, d->head_dim, INFK_ATTN_MAX_HEAD_DIM);

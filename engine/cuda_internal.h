@@ -27,6 +27,9 @@ int cublas_fail(cublasStatus_t s, const char *what, inf_error *err);
 typedef struct cuda_layer {
     float *attn_norm, *ffn_norm;
     float *bq, *bk, *bv; /* NULL without biases */
+    float *q_norm, *k_norm;      /* [head_dim], NULL without QK-norm */
+    float *post_attn, *post_ffn; /* [n_embd], NULL without post norms */
+    int swa;                     /* sliding-window layer */
     infk_weight wqkv;    /* [wq; wk; wv] rows concatenated: one product per layer */
     infk_weight wo;
     infk_weight wgu;     /* [w_gate; w_up] */
@@ -48,7 +51,9 @@ typedef struct cuda_backend {
     /* weights */
     cuda_layer *layers;
     infk_weight tok_embd, output; /* output may alias tok_embd (tied) */
-    float *out_norm, *inv_freq;
+    float *out_norm;
+    float *inv_freq[2]; /* rope per layer kind [global, local] (model_rope_table) */
+    float mscale[2];
     void **allocs;
     int n_allocs, cap_allocs;
     size_t weight_bytes;

@@ -224,20 +224,36 @@ static int load_all(loader *L, inf_error *err) {
     for (uint32_t l = 0; l < d->n_layer; l++) {
         cuda_layer *Y = &c->layers[l];
         int li = (int)l;
+        /* Fused tensors (phi3) already are the [q; k; v] and [gate; up] row
+         * concatenations the device matrices are. */
         const gguf_tensor *qkv[3] = {model_tensor(f, li, "attn_q.weight"),
                                      model_tensor(f, li, "attn_k.weight"),
                                      model_tensor(f, li, "attn_v.weight")};
+        int n_qkv = 3, n_gu = 2;
+        if (d->fused_qkv) {
+            qkv[0] = model_tensor(f, li, "attn_qkv.weight");
+            n_qkv = 1;
+        }
         const gguf_tensor *o[1] = {model_tensor(f, li, "attn_output.weight")};
         const gguf_tensor *gu[2] = {model_tensor(f, li, "ffn_gate.weight"),
                                     model_tensor(f, li, "ffn_up.weight")};
+        if (d->fused_gate_up) {
+            gu[0] = gu[1];
+            n_gu = 1;
+        }
+        Y->swa = model_layer_is_swa(d, li);
         const gguf_tensor *dn[1] = {model_tensor(f, li, "ffn_down.weight")};
         if ((rc = load_vec(L, model_tensor(f, li, "attn_norm.weight"), &Y->attn_norm, err)) ||
             (rc = load_vec(L, model_tensor(f, li, "ffn_norm.weight"), &Y->ffn_norm, err)) ||
             (rc = load_vec(L, model_tensor(f, li, "attn_q.bias"), &Y->bq, err)) ||
             (rc = load_vec(L, model_tensor(f, li, "attn_k.bias"), &Y->bk, err)) ||
             (rc = load_vec(L, model_tensor(f, li, "attn_v.bias"), &Y->bv, err)) ||
-            (rc = load_matrix(L, qkv, 3, &Y->wqkv, err)) || (rc = load_matrix(L, o, 1, &Y->wo, err)) ||
-            (rc = load_matrix(L, gu, 2, &Y->wgu, err)) || (rc = load_matrix(L, dn, 1, &Y->wd, err)))
+            (rc = load_vec(L, model_tensor(f, li, "attn_q_norm.weight"), &Y->q_norm, err)) ||
+            (rc = load_vec(L, model_tensor(f, li, "attn_k_norm.weight"), &Y->k_norm, err)) ||
+            (rc = load_vec(L, model_tensor(f, li, "post_attention_norm.weight"), &Y->post_attn, err)) ||
+            (rc = load_vec(L, model_tensor(f, li, "post_ffw_norm.weight"), &Y->post_ffn, err)) ||
+            (rc = load_matrix(L, qkv, n_qkv, &Y->wqkv, err)) || (rc = load_matrix(L, o, 1, &Y->wo, err)) ||
+            (rc = load_matrix(L, gu, n_gu, &Y->wgu, err)) || (rc = load_matrix(L, dn, 1, &Y->wd, err)))
             return rc;
     }
     const gguf_tensor *emb[1] = {model_tensor(f, -1, "token_embd.weight")};
@@ -302,35 +318,27 @@ int cuda_load_weights(cuda_backend *c, const backend_config *cfg, inf_error *err
             fprintf(stderr, "\n");
     }
     if (rc) return rc;
-    /* Rope table exactly as cpu_backend.c builds it. */
+    /* Rope tables per layer kind exactly as cpu_backend.c builds them. */
     int half = (int)d->n_rot / 2;
-    float *inv = malloc((size_t)(half > 0 ? half : 1) * sizeof(float));
-    float *factors = NULL;
-    const gguf_tensor *ft = model_tensor(c->file, -1, "rope_freqs.weight");
-    if (!inv) return inf_error_set(err, INF_ENOMEM, "out of host memory for the rope table");
-    if (ft) {
-        factors = malloc(ft->n_elements * sizeof(float));
-        if (!factors) {
-            free(inv);
-            return inf_error_set(err, INF_ENOMEM, "out of host memory for the rope table");
+    size_t cnt = (size_t)(half > 0 ? half : 1);
+    double *fr = malloc(cnt * sizeof(double));
+    float *inv = malloc(cnt * sizeof(float));
+    if (!fr || !inv) rc = inf_error_set(err, INF_ENOMEM, "out of host memory for the rope table");
+    for (int k = 0; k < 2 && !rc; k++) {
+        model_rope r;
+        rc = model_rope_table(d, c->file, k, cfg->rope_n_ctx, fr, &r, err);
+        if (rc) break;
+        for (int i = 0; i < half; i++) inv[i] = (float)fr[i];
+        c->mscale[k] = (float)r.mscale;
+        rc = cuda_alloc(c, (void **)&c->inv_freq[k], cnt * sizeof(float), "rope table", err);
+        if (!rc && half > 0) {
+            cudaError_t e = cudaMemcpy(c->inv_freq[k], inv, (size_t)half * sizeof(float),
+                                       cudaMemcpyHostToDevice);
+            if (e != cudaSuccess) rc = cuda_fail(e, "rope table upload", err);
         }
-        quant_dequantize_row(ft->type, ft->data, factors, ft->n_elements);
     }
-    double scale = d->rope_scaling == MODEL_ROPE_SCALING_LINEAR ? 1.0 / d->rope_scaling_factor : 1.0;
-    for (int i = 0; i < half; i++) {
-        double fq = pow((double)d->rope_freq_base, -2.0 * i / (double)d->n_rot) * scale;
-        if (factors) fq /= factors[i];
-        inv[i] = (float)fq;
-    }
-    free(factors);
-    rc = cuda_alloc(c, (void **)&c->inv_freq, (size_t)(half > 0 ? half : 1) * sizeof(float),
-                    "rope table", err);
-    if (!rc && half > 0) {
-        cudaError_t e = cudaMemcpy(c->inv_freq, inv, (size_t)half * sizeof(float), cudaMemcpyHostToDevice);
-        if (e != cudaSuccess) rc = cuda_fail(e, "rope table upload", err);
-    }
+    free(fr);
     free(inv);
-    (void)cfg;
     return rc;
 }
 

@@ -268,6 +268,7 @@ int engine_open(engine **out, const engine_config *cfg_in, const char *model_pat
     bc.max_batch_tokens = cfg.max_num_batched_tokens;
     bc.kv_prefault = cfg.kv_prefault;
     bc.cpu_isa = cfg.cpu_isa;
+    bc.rope_n_ctx = cfg.max_model_len; /* LongRoPE picks its factors from it (0: n_ctx_train) */
     /* Backend choice: "cuda" requires a usable GPU, "auto" takes one when
      * present, "cpu" never does. An explicit KV budget is honoured on the GPU
      * too (otherwise the GPU cache takes gpu_memory_fraction of free memory). */

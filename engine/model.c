@@ -64,10 +64,18 @@ static int read_arch(model_desc *d, const gguf_file *f, inf_error *err) {
         return inf_error_set(err, INF_EFORMAT, "%s: missing metadata key 'general.architecture'",
                              f->path);
     if (rc) return rc;
-    if (strcmp(d->arch, "llama") && strcmp(d->arch, "mistral") && strcmp(d->arch, "qwen2"))
+    static const struct { const char *name; model_arch id; } archs[] = {
+        {"llama", MODEL_ARCH_LLAMA},   {"mistral", MODEL_ARCH_LLAMA}, {"qwen2", MODEL_ARCH_QWEN2},
+        {"qwen3", MODEL_ARCH_QWEN3},   {"gemma2", MODEL_ARCH_GEMMA2}, {"gemma3", MODEL_ARCH_GEMMA3},
+        {"phi3", MODEL_ARCH_PHI3}};
+    size_t i = 0;
+    while (i < sizeof archs / sizeof archs[0] && strcmp(d->arch, archs[i].name)) i++;
+    if (i == sizeof archs / sizeof archs[0])
         return inf_error_set(err, INF_EUNSUPPORTED,
-                             "%s: architecture '%s' is not supported (llama, mistral, qwen2)",
+                             "%s: architecture '%s' is not supported (llama, mistral, qwen2, qwen3, "
+                             "gemma2, gemma3, phi3)",
                              f->path, d->arch);
+    d->arch_id = archs[i].id;
     if (gguf_get_cstr(f, "general.name", d->name, sizeof d->name, NULL) != 0) d->name[0] = '\0';
     return 0;
 }
@@ -82,7 +90,9 @@ static int read_rope_scaling(model_desc *d, const gguf_file *f, inf_error *err) 
     if ((rc = arch_f32(f, d->arch, "rope.scaling.factor", &factor, err))) return rc;
     if (factor == 0.0f && (rc = arch_f32(f, d->arch, "rope.scale_linear", &factor, err)))
         return rc;
-    if (type[0] == '\0' || strcmp(type, "none") == 0) {
+    if (strcmp(type, "none") == 0) {
+        d->rope_scaling = MODEL_ROPE_SCALING_NONE; /* llama.cpp: "none" never scales */
+    } else if (type[0] == '\0') {
         d->rope_scaling = factor > 0.0f && factor != 1.0f ? MODEL_ROPE_SCALING_LINEAR
                                                              : MODEL_ROPE_SCALING_NONE;
     } else if (strcmp(type, "linear") == 0) {
@@ -149,8 +159,67 @@ static int read_dims(model_desc *d, const gguf_file *f, inf_error *err) {
     if (!(d->rope_freq_base > 0.0f) || !isfinite(d->rope_freq_base))
         return inf_error_set(err, INF_EFORMAT, "%s: rope.freq_base %g must be > 0", f->path,
                              d->rope_freq_base);
-    d->rope_neox = strcmp(d->arch, "qwen2") == 0;
+    /* llama.cpp's llama_model_rope_type: every architecture here but llama is NeoX. */
+    d->rope_neox = d->arch_id != MODEL_ARCH_LLAMA;
     return read_rope_scaling(d, f, err);
+}
+
+/* What each architecture's graph does beyond llama's, from the keys its
+ * converter writes and the constants llama.cpp's loader sets
+ * (llama-model.cpp load_hparams). */
+static int read_features(model_desc *d, const gguf_file *f, inf_error *err) {
+    int rc;
+    d->embd_scale = 1.0f;
+    d->attn_scale = 1.0f / sqrtf((float)d->head_dim);
+    d->rope_freq_base_swa = d->rope_freq_base;
+    d->rope_attn_factor = 1.0f;
+    d->yarn_beta_fast = 32.0f;
+    d->yarn_beta_slow = 1.0f;
+    d->swa_pattern = 1;
+    if ((rc = arch_f32(f, d->arch, "rope.scaling.attn_factor", &d->rope_attn_factor, err))) return rc;
+    if (!(d->rope_attn_factor > 0.0f) || !isfinite(d->rope_attn_factor))
+        return inf_error_set(err, INF_EFORMAT, "%s: %s.rope.scaling.attn_factor %g must be > 0",
+                             f->path, d->arch, d->rope_attn_factor);
+    int gemma = d->arch_id == MODEL_ARCH_GEMMA2 || d->arch_id == MODEL_ARCH_GEMMA3;
+    d->has_qk_norm = d->arch_id == MODEL_ARCH_QWEN3 || d->arch_id == MODEL_ARCH_GEMMA3;
+    d->has_post_norms = gemma;
+    d->ffn_gelu = gemma;
+    d->fused_qkv = d->fused_gate_up = d->arch_id == MODEL_ARCH_PHI3;
+    if (gemma) {
+        d->embd_scale = sqrtf((float)d->n_embd);
+        /* query_pre_attn_scalar: llama.cpp keys it on the 27B layer count. */
+        uint32_t big = d->arch_id == MODEL_ARCH_GEMMA2 ? 46 : 62;
+        if (d->n_layer == big) d->attn_scale = 1.0f / sqrtf((float)(d->n_embd / d->n_head));
+        d->swa_pattern = d->arch_id == MODEL_ARCH_GEMMA2 ? 2 : 6;
+        d->n_swa = d->arch_id == MODEL_ARCH_GEMMA2 ? 4096 : 0;
+        if ((rc = arch_u32(f, d->arch, "attention.sliding_window", &d->n_swa,
+                           d->arch_id == MODEL_ARCH_GEMMA3, err)))
+            return rc;
+        if (d->n_swa == 0)
+            return inf_error_set(err, INF_EFORMAT, "%s: %s.attention.sliding_window must be > 0",
+                                 f->path, d->arch);
+    }
+    if (d->arch_id == MODEL_ARCH_GEMMA2) {
+        d->attn_softcap = 50.0f; /* llama.cpp's defaults when the keys are absent */
+        d->final_softcap = 30.0f;
+        if ((rc = arch_f32(f, d->arch, "attn_logit_softcapping", &d->attn_softcap, err)) ||
+            (rc = arch_f32(f, d->arch, "final_logit_softcapping", &d->final_softcap, err)))
+            return rc;
+        if (!(d->attn_softcap > 0.0f) || !(d->final_softcap > 0.0f) ||
+            !isfinite(d->attn_softcap) || !isfinite(d->final_softcap))
+            return inf_error_set(err, INF_EFORMAT, "%s: gemma2 soft-capping values %g, %g must be > 0",
+                                 f->path, d->attn_softcap, d->final_softcap);
+    }
+    if (d->arch_id == MODEL_ARCH_GEMMA3) {
+        /* Local layers: base 10000 and no scaling (llama.cpp sets both). */
+        d->rope_freq_base_swa = 10000.0f;
+    }
+    return 0;
+}
+
+int model_layer_is_swa(const model_desc *d, int l) {
+    if (d->n_swa == 0 || d->swa_pattern <= 1) return 0;
+    return (uint32_t)l % d->swa_pattern < d->swa_pattern - 1;
 }
 
 /* Vocabulary size: token_embd's second dimension is the truth the forward pass uses. */
@@ -186,18 +255,46 @@ static int check_tensors(model_desc *d, const gguf_file *f, inf_error *err) {
     if (d->has_rope_freq_factors &&
         (rc = expect_tensor(f, -1, "rope_freqs.weight", d->n_rot / 2, 0, 0, err)))
         return rc;
+    d->has_longrope = model_tensor(f, -1, "rope_factors_long.weight") != NULL ||
+                      model_tensor(f, -1, "rope_factors_short.weight") != NULL;
+    if (d->has_longrope &&
+        ((rc = expect_tensor(f, -1, "rope_factors_long.weight", d->n_rot / 2, 0, 0, err)) ||
+         (rc = expect_tensor(f, -1, "rope_factors_short.weight", d->n_rot / 2, 0, 0, err))))
+        return rc;
+    if (d->has_longrope && d->has_rope_freq_factors)
+        return inf_error_set(err, INF_EFORMAT,
+                             "%s: both rope_freqs and rope_factors_long/short are present", f->path);
+    if (d->fused_qkv && Q != E)
+        return inf_error_set(err, INF_EUNSUPPORTED,
+                             "%s: fused attn_qkv needs n_head * head_dim == n_embd (%llu != %llu)",
+                             f->path, (unsigned long long)Q, (unsigned long long)E);
     d->has_qkv_bias = model_tensor(f, 0, "attn_q.bias") != NULL;
+    if (d->has_qkv_bias && d->fused_qkv)
+        return inf_error_set(err, INF_EUNSUPPORTED, "%s: q/k/v biases with a fused attn_qkv",
+                             f->path);
     for (uint32_t l = 0; l < d->n_layer; l++) {
         int L = (int)l;
         if ((rc = expect_tensor(f, L, "attn_norm.weight", E, 0, 0, err)) ||
-            (rc = expect_tensor(f, L, "attn_q.weight", E, Q, 0, err)) ||
-            (rc = expect_tensor(f, L, "attn_k.weight", E, KV, 0, err)) ||
-            (rc = expect_tensor(f, L, "attn_v.weight", E, KV, 0, err)) ||
             (rc = expect_tensor(f, L, "attn_output.weight", Q, E, 0, err)) ||
             (rc = expect_tensor(f, L, "ffn_norm.weight", E, 0, 0, err)) ||
-            (rc = expect_tensor(f, L, "ffn_gate.weight", E, F, 0, err)) ||
-            (rc = expect_tensor(f, L, "ffn_up.weight", E, F, 0, err)) ||
             (rc = expect_tensor(f, L, "ffn_down.weight", F, E, 0, err)))
+            return rc;
+        if (d->fused_qkv) rc = expect_tensor(f, L, "attn_qkv.weight", E, Q + 2 * KV, 0, err);
+        else if (!(rc = expect_tensor(f, L, "attn_q.weight", E, Q, 0, err)) &&
+                 !(rc = expect_tensor(f, L, "attn_k.weight", E, KV, 0, err)))
+            rc = expect_tensor(f, L, "attn_v.weight", E, KV, 0, err);
+        if (rc) return rc;
+        if (d->fused_gate_up) rc = expect_tensor(f, L, "ffn_up.weight", E, 2 * F, 0, err);
+        else if (!(rc = expect_tensor(f, L, "ffn_gate.weight", E, F, 0, err)))
+            rc = expect_tensor(f, L, "ffn_up.weight", E, F, 0, err);
+        if (rc) return rc;
+        if (d->has_qk_norm &&
+            ((rc = expect_tensor(f, L, "attn_q_norm.weight", d->head_dim, 0, 0, err)) ||
+             (rc = expect_tensor(f, L, "attn_k_norm.weight", d->head_dim, 0, 0, err))))
+            return rc;
+        if (d->has_post_norms &&
+            ((rc = expect_tensor(f, L, "post_attention_norm.weight", E, 0, 0, err)) ||
+             (rc = expect_tensor(f, L, "post_ffw_norm.weight", E, 0, 0, err))))
             return rc;
         if (d->has_qkv_bias &&
             ((rc = expect_tensor(f, L, "attn_q.bias", Q, 0, 0, err)) ||
@@ -212,7 +309,8 @@ int model_desc_from_gguf(model_desc *d, const gguf_file *f, inf_error *err) {
     memset(d, 0, sizeof *d);
     int rc;
     if ((rc = read_arch(d, f, err)) || (rc = read_dims(d, f, err)) ||
-        (rc = read_vocab(d, f, err)) || (rc = check_tensors(d, f, err)))
+        (rc = read_features(d, f, err)) || (rc = read_vocab(d, f, err)) ||
+        (rc = check_tensors(d, f, err)))
         return rc;
     for (uint64_t i = 0; i < f->n_tensors; i++) {
         d->n_params += f->tensors[i].n_elements;
@@ -223,5 +321,6 @@ int model_desc_from_gguf(model_desc *d, const gguf_file *f, inf_error *err) {
 
 int model_weight_type(const gguf_file *f) {
     const gguf_tensor *t = model_tensor(f, 0, "attn_q.weight");
+    if (!t) t = model_tensor(f, 0, "attn_qkv.weight"); /* fused (phi3) */
     return t ? t->type : -1;
 }

@@ -7,7 +7,8 @@
  * hold consecutive head dims (one vector load per row). Long contexts are
  * split across blocks (split-K, flash-decoding style): each split writes its
  * unnormalized output with its max and sum, and a second kernel combines
- * them, so batch 1 still fills the GPU.
+ * them, so batch 1 still fills the GPU. Sliding-window layers walk only
+ * the window's keys; soft-capped scores are capped before the softmax.
  */
 #include "attn_common.cuh"
 
@@ -27,7 +28,9 @@ __global__ void __launch_bounds__(DEC_WARPS * 32)
     int hd = a.head_dim, lane = threadIdx.x & 31, w = threadIdx.x >> 5;
     int f16 = a.kv_dt == INFK_F16;
     int n = a.pos[t] + 1, s = blockIdx.z;
-    int chunk = (n + n_splits - 1) / n_splits, j0 = s * chunk, j1 = min(n, j0 + chunk);
+    /* sliding window: keys [n - window, n) only; the splits share that range */
+    int lo = a.window > 0 && n > a.window ? n - a.window : 0;
+    int chunk = (n - lo + n_splits - 1) / n_splits, j0 = lo + s * chunk, j1 = min(n, j0 + chunk);
     const int32_t *tab = a.blocks + a.tab_off[t];
 
     for (int i = threadIdx.x; i < ng * hd; i += blockDim.x)
@@ -55,6 +58,7 @@ __global__ void __launch_bounds__(DEC_WARPS * 32)
 #pragma unroll
             for (int i = 0; i < NPL; i++) d += off + i < hd ? qs[g][off + i] * kv[i] : 0.0f;
             d = infk_warp_sum(d);
+            if (a.softcap > 0.0f) d = a.softcap * tanhf(d / a.softcap);
             float mn = fmaxf(m[g], d), corr = __expf(m[g] - mn), p = __expf(d - mn);
             l[g] = l[g] * corr + p;
 #pragma unroll

@@ -5,8 +5,9 @@
  * gathered through the block table into shared memory, and keeps an online
  * softmax per query row, so the score matrix never exists in memory and
  * every K/V tile is read once per (query tile, head). Causality is by
- * position: query i sees keys 0..pos_i. CUDA cores in f32 (no tensor-core
- * MMA yet: see docs/cuda.md).
+ * position: query i sees keys 0..pos_i (sliding-window layers: the last
+ * `window` of them), scores soft-capped first where the model says so.
+ * CUDA cores in f32 (no tensor-core MMA yet: see docs/cuda.md).
  *
  * Thread layout (128 threads): thread tid serves query row i = tid / 8; for
  * scores it owns key columns tid%8 + 8c (c < 4), for the output the head dims
@@ -33,6 +34,9 @@ __global__ void __launch_bounds__(PF_THREADS)
     const int32_t *tab = a.blocks + a.tab_off[t0];
     int kmax = a.pos[t0 + cnt - 1];
     int my_pos = i < cnt ? a.pos[t0 + i] : -1;
+    /* sliding window: no query of the tile sees a key below kmin */
+    int kmin = a.window > 0 && a.pos[t0] - a.window + 1 > 0 ? a.pos[t0] - a.window + 1 : 0;
+    int my_lo = a.window > 0 ? my_pos - a.window + 1 : 0;
 
     for (int e = tid; e < PF_Q * hd; e += PF_THREADS) {
         int r = e / hd, d = e % hd;
@@ -42,7 +46,7 @@ __global__ void __launch_bounds__(PF_THREADS)
 #pragma unroll
     for (int k = 0; k < NACC; k++) acc[k] = 0.0f;
 
-    for (int kt = 0; kt <= kmax; kt += PF_K) {
+    for (int kt = kmin; kt <= kmax; kt += PF_K) {
         __syncthreads(); /* previous V tile and ps consumed */
         for (int e = tid; e < PF_K * hd; e += PF_THREADS) {
             int j = e / hd, d = e % hd, jp = kt + j;
@@ -54,9 +58,10 @@ __global__ void __launch_bounds__(PF_THREADS)
         for (int c = 0; c < PF_K / 8; c++) {
             int j = c8 + 8 * c, jp = kt + j;
             float v = -INFINITY;
-            if (jp <= my_pos) {
+            if (jp <= my_pos && jp >= my_lo) {
                 v = 0.0f;
                 for (int d = 0; d < hd; d++) v += qs[i * hd + d] * ks[j * kp + d];
+                if (a.softcap > 0.0f) v = a.softcap * tanhf(v / a.softcap);
             }
             s[c] = v;
             mx = fmaxf(mx, v);

@@ -9,7 +9,7 @@
 #   make bench-gpu   roofline table (BENCH_GPU_ARGS, e.g. --models 1b --quick)
 
 GPU_TEST_OBJS := $(BUILD)/tests-gpu/test_gpu.o $(BUILD)/tests-gpu/gpu_kernel_tests.o \
-                 $(BUILD)/tests-gpu/test_emu.o \
+                 $(BUILD)/tests-gpu/test_emu.o $(BUILD)/tests-gpu/test_gpu_arch.o \
                  $(BUILD)/tests/testutil.o
 GPU_BENCH_OBJS := $(BUILD)/tests-gpu/bench_gpu.o
 

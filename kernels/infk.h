@@ -82,6 +82,30 @@ int infk_rope(float *qkv, int n, long stride, long q_off, int n_head, long k_off
               int head_dim, int n_rot, int neox, const int32_t *pos, const float *inv_freq,
               cudaStream_t st, inf_error *err);
 
+/* The same with cos and sin multiplied by mscale (YaRN's magnitude
+ * correction, LongRoPE's attention factor: ggml_rope_ext's mscale). */
+int infk_rope_ms(float *qkv, int n, long stride, long q_off, int n_head, long k_off, int n_head_kv,
+                 int head_dim, int n_rot, int neox, const int32_t *pos, const float *inv_freq,
+                 float mscale, cudaStream_t st, inf_error *err);
+
+/* ---- arch.cu (steps only some architectures take) --------------------------- */
+
+/* RMSNorm of every head in place (QK-norm): for t < n, h < n_heads, the
+ * head_dim floats at x + t*stride + off + h*head_dim become x / rms(x) * w. */
+int infk_head_rmsnorm(float *x, int n, long stride, long off, int n_heads, int head_dim,
+                      const float *w, float eps, cudaStream_t st, inf_error *err);
+
+/* out[t][i] = gelu_tanh(gu[t*stride + i]) * gu[t*stride + n_ff + i] (GeGLU),
+ * out_dt F32/F16/BF16, rows of n_ff. */
+int infk_geglu(const float *gu, long stride, int n_ff, int n, void *out, int out_dt,
+               cudaStream_t st, inf_error *err);
+
+/* x[i] *= s for i < count. */
+int infk_scale(float *x, size_t count, float s, cudaStream_t st, inf_error *err);
+
+/* x[i] = cap * tanh(x[i] / cap) for i < count (final-logit soft-capping). */
+int infk_softcap(float *x, size_t count, float cap, cudaStream_t st, inf_error *err);
+
 /* ---- swiglu.cu ------------------------------------------------------------- */
 
 /* out[t][i] = silu(gu[t*stride + i]) * gu[t*stride + n_ff + i], out_dt
@@ -123,10 +147,12 @@ typedef struct infk_attn {
     const int32_t *pos;     /* [token] position; the token attends over [0, pos] */
     const int32_t *tab_off; /* [token] offset of its sequence's block table in blocks */
     const int32_t *blocks;  /* concatenated block tables */
-    float scale;            /* 1/sqrt(head_dim) */
+    float scale;            /* q.k multiplier (1/sqrt(head_dim) for most models) */
     void *out;              /* out of token t: out + t*out_stride elements, heads contiguous */
     long out_stride;
     int out_dt;             /* F32/F16/BF16 */
+    int window;             /* > 0: the token at pos sees keys [pos - window + 1, pos] only */
+    float softcap;          /* > 0: scores become softcap * tanh(score / softcap) */
 } infk_attn;
 
 /* Largest head_dim the attention kernels take. */

@@ -386,7 +386,7 @@ static void attn_check(const attn_case *ac, int prefill) {
         void *dout = poisoned((size_t)ntok * qd * 4), *raw = malloc((size_t)ntok * qd * 4);
         float *out = malloc((size_t)ntok * qd * 4);
         infk_attn a = {dq, qd, dk, dv, ac->kv_dt, ac->n_head, ac->n_head_kv, ac->hd, ac->bs,
-                       dpos, dtab, dblk, scale, dout, qd, odt};
+                       dpos, dtab, dblk, scale, dout, qd, odt, 0, 0.0f};
         for (int splits = 1; splits <= (prefill ? 1 : 7); splits += 6) {
             if (prefill) OK(infk_attn_prefill(&a, dtiles, ntiles, 0, &e_));
             else OK(infk_attn_decode(&a, splits == 1 ? NULL : dlist, nlist, splits, part, 0, &e_));

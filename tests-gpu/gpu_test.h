@@ -8,6 +8,9 @@
 /* Registers the kernel-vs-CPU suite "gpu_kernels" (gpu_kernel_tests.c). */
 void gpu_register_kernel_tests(void);
 
+/* Registers "gpu_arch" (test_gpu_arch.c): the architectures beyond llama/qwen2. */
+void gpu_register_arch_tests(void);
+
 /* Registers "emu_selfcheck" in emulator builds (test_emu.c); no-op otherwise. */
 void gpu_register_emu_tests(void);
 

@@ -792,6 +792,7 @@ int main(int argc, char **argv) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 2;
     gpu_register_kernel_tests();
     gpu_register_emu_tests();
+    gpu_register_arch_tests(); /* gpu_arch: qwen3, gemma2/3, phi3, YaRN (test_gpu_arch.c) */
     CU_pSuite s = CU_add_suite("gpu_forward", NULL, NULL);
     CU_add_test(s, "random models, every type: logits and greedy vs cpu", test_random_models);
     CU_add_test(s, "stories260K: 64 greedy tokens equal to cpu", test_stories);

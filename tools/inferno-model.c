@@ -4,7 +4,10 @@
  *   inferno-model tokenize FILE [--no-bos] [--pieces] [--parse-special] [--file TEXTFILE | TEXT]
  *   inferno-model random OUT.gguf [--preset tiny|small|1b|8b] [--type f32|f16|bf16|q8_0|q4_0]
  *                        [--vocab-from VOCAB.gguf] [--seed N] [--layers N] [--embd N] [--heads N]
- *                        [--kv-heads N] [--ff N] [--vocab N] [--ctx N] [--tied] [--arch llama|qwen2]
+ *                        [--kv-heads N] [--ff N] [--vocab N] [--ctx N] [--tied]
+ *                        [--arch llama|mistral|qwen2|qwen3|gemma2|gemma3|phi3] [--head-dim N]
+ *                        [--swa N] [--attn-softcap C] [--final-softcap C] [--rope-base B]
+ *                        [--rope-scaling yarn:F|linear:F] [--rope-orig-ctx N] [--no-longrope]
  *   inferno-model generate FILE [--file PROMPTFILE | PROMPT] [sampling flags] [--json]
  *   inferno-model generate FILE --batch PROMPTS.jsonl [--json]
  *   inferno-model quantize IN.gguf OUT.gguf TYPE [--threads N]
@@ -27,7 +30,10 @@ static void usage(FILE *out) {
           "  inferno-model tokenize FILE [--no-bos] [--pieces] [--parse-special] [--file TEXTFILE | TEXT]\n"
           "  inferno-model random OUT.gguf [--preset tiny|small|1b|8b] [--type f32|f16|bf16|q8_0|q4_0|...]\n"
           "        [--vocab-from VOCAB.gguf] [--seed N] [--layers N] [--embd N] [--heads N]\n"
-          "        [--kv-heads N] [--ff N] [--vocab N] [--ctx N] [--tied] [--arch llama|qwen2]\n"
+          "        [--kv-heads N] [--ff N] [--vocab N] [--ctx N] [--tied]\n"
+          "        [--arch llama|mistral|qwen2|qwen3|gemma2|gemma3|phi3] (the architecture's defaults)\n"
+          "        [--head-dim N] [--swa N] [--attn-softcap C] [--final-softcap C] [--rope-base B]\n"
+          "        [--rope-scaling yarn:F|linear:F] [--rope-orig-ctx N] [--no-longrope]\n"
           "  inferno-model generate FILE [--file PROMPTFILE | PROMPT] [--max-tokens N]\n"
           "        [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--seed S] [--threads N] [--json]\n"
           "  inferno-model generate FILE --batch PROMPTS.jsonl [--json]\n"
@@ -160,11 +166,24 @@ static int cmd_random(int argc, char **argv) {
     for (int i = 0; i < argc; i++)
         if (strcmp(argv[i], "--preset") == 0 && i + 1 < argc) preset = argv[++i];
     model_random_opts o;
+    model_random_arch_opts x;
     inf_error err = {0};
     if (model_random_preset(&o, preset, &err)) {
         fprintf(stderr, "inferno-model: %s\n", err.msg);
         return 2;
     }
+    /* --ctx and --arch first: an architecture's defaults depend on the context */
+    for (int i = 0; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--ctx") == 0 && parse_u32(argv[i + 1], &o.n_ctx)) {
+            fprintf(stderr, "inferno-model: --ctx needs a number\n");
+            return 2;
+        }
+    model_random_arch_defaults(&o, &x);
+    for (int i = 0; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--arch") == 0 && model_random_arch(&o, &x, argv[i + 1], &err)) {
+            fprintf(stderr, "inferno-model: %s\n", err.msg);
+            return 2;
+        }
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         uint32_t *dim = strcmp(a, "--layers") == 0 ? &o.n_layer
@@ -173,7 +192,10 @@ static int cmd_random(int argc, char **argv) {
                       : strcmp(a, "--kv-heads") == 0 ? &o.n_head_kv
                       : strcmp(a, "--ff") == 0 ? &o.n_ff
                       : strcmp(a, "--vocab") == 0 ? &o.n_vocab
-                      : strcmp(a, "--ctx") == 0 ? &o.n_ctx : NULL;
+                      : strcmp(a, "--ctx") == 0 ? &o.n_ctx
+                      : strcmp(a, "--head-dim") == 0 ? &x.head_dim
+                      : strcmp(a, "--swa") == 0 ? &x.n_swa
+                      : strcmp(a, "--rope-orig-ctx") == 0 ? &x.rope_orig_ctx : NULL;
         if (dim) {
             if (!v || parse_u32(v, dim)) { fprintf(stderr, "inferno-model: %s needs a number\n", a); return 2; }
             i++;
@@ -189,9 +211,29 @@ static int cmd_random(int argc, char **argv) {
             o.seed = strtoull(v, NULL, 10);
             i++;
         } else if (strcmp(a, "--arch") == 0 && v) {
-            o.arch = v;
-            o.qkv_bias = strcmp(v, "qwen2") == 0;
+            i++; /* applied above */
+        } else if ((strcmp(a, "--attn-softcap") == 0 || strcmp(a, "--final-softcap") == 0) && v) {
+            *(strcmp(a, "--attn-softcap") == 0 ? &x.attn_softcap : &x.final_softcap) = strtof(v, NULL);
             i++;
+        } else if (strcmp(a, "--rope-base") == 0 && v) {
+            o.rope_freq_base = strtof(v, NULL);
+            i++;
+        } else if (strcmp(a, "--rope-scaling") == 0 && v) {
+            /* TYPE:FACTOR, e.g. yarn:4 or linear:2 */
+            static char type[16];
+            const char *colon = strchr(v, ':');
+            size_t tl = colon ? (size_t)(colon - v) : strlen(v);
+            if (!colon || tl == 0 || tl >= sizeof type || !(strtof(colon + 1, NULL) > 0.0f)) {
+                fprintf(stderr, "inferno-model: --rope-scaling needs TYPE:FACTOR (yarn:4, linear:2)\n");
+                return 2;
+            }
+            memcpy(type, v, tl);
+            type[tl] = '\0';
+            x.rope_scaling = type;
+            x.rope_scaling_factor = strtof(colon + 1, NULL);
+            i++;
+        } else if (strcmp(a, "--no-longrope") == 0) {
+            x.longrope = 0;
         } else if (strcmp(a, "--tied") == 0) {
             o.tied = 1;
         } else if (!out && a[0] != '-') {
@@ -202,7 +244,7 @@ static int cmd_random(int argc, char **argv) {
         }
     }
     if (!out) { usage(stderr); return 2; }
-    if (model_random_write(out, &o, &err)) {
+    if (model_random_write_arch(out, &o, &x, &err)) {
         fprintf(stderr, "inferno-model: %s\n", err.msg);
         return 1;
     }
