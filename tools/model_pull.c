@@ -53,9 +53,7 @@ int model_pull_main(int argc, char **argv) {
     o.sha256 = sha;
     o.dir = dir;
     o.user_agent = "inferno-model";
-    /* only to Hugging Face: a token is a credential, not for any host */
-    const char *tok = getenv("HF_TOKEN");
-    if (tok && *tok && (!strncmp(url, "hf://", 5) || !strncmp(url, "https://huggingface.co/", 23))) o.hf_token = tok;
+    o.hf_token = getenv("HF_TOKEN"); /* pull sends it to https://huggingface.co/ only */
     o.progress = verbose && isatty(STDERR_FILENO);
     if (retries >= 0) o.max_retries = retries;
     o.log = log_line;

@@ -46,8 +46,9 @@ typedef struct pull_opts {
     const char *url;        /* http(s):// or hf:// (required) */
     const char *sha256;     /* expected digest, 64 hex digits in either case; NULL/"" = not checked */
     const char *dir;        /* destination folder, created (with parents) if missing (required) */
-    const char *hf_token;   /* sent as "Authorization: Bearer" (not to redirect targets on
-                               other hosts); NULL/"" = none */
+    const char *hf_token;   /* sent as "Authorization: Bearer" when the URL is on
+                               https://huggingface.co/ (not to other hosts, nor to redirect
+                               targets on other hosts); NULL/"" = none */
     const char *user_agent; /* NULL: "inferno-pull" */
     int progress;           /* 1: a progress bar on stderr (the caller checks it is a TTY) */
     int max_retries;        /* failed attempts in a row (no byte gained) before giving up */

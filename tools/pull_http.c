@@ -275,7 +275,9 @@ int pull_http_download(const pull_opts *o, const char *url, int fd, const char *
     if (!c) return inf_error_set(err, INF_ENOMEM, "libcurl: cannot create a handle");
     struct curl_slist *hdr = NULL;
     char auth[1024];
-    if (o->hf_token && *o->hf_token) {
+    /* a credential for Hugging Face only, never for whatever host a URL names
+     * (curl itself drops it on a redirect to another host, e.g. the CDN) */
+    if (o->hf_token && *o->hf_token && strncmp(url, "https://huggingface.co/", 23) == 0) {
         snprintf(auth, sizeof auth, "Authorization: Bearer %s", o->hf_token);
         hdr = curl_slist_append(hdr, auth);
         if (!hdr) { curl_easy_cleanup(c); return inf_error_set(err, INF_ENOMEM, "out of memory"); }
