@@ -177,10 +177,13 @@ static int parse_digest(const char *in, char out[PULL_SHA256_HEX], inf_error *er
     out[0] = '\0';
     if (!in || !*in) return 0;
     size_t n = strlen(in);
-    for (size_t i = 0; i < n && i < 64; i++) out[i] = (char)tolower((unsigned char)in[i]);
-    if (n != 64 || strspn(out, "0123456789abcdef") != 64)
-        return inf_error_set(err, INF_EINVAL, "sha256 '%s' is not 64 hexadecimal digits", in);
+    if (n != 64) return inf_error_set(err, INF_EINVAL, "sha256 '%s' is not 64 hexadecimal digits", in);
+    for (size_t i = 0; i < 64; i++) out[i] = (char)tolower((unsigned char)in[i]);
     out[64] = '\0';
+    if (strspn(out, "0123456789abcdef") != 64) {
+        out[0] = '\0';
+        return inf_error_set(err, INF_EINVAL, "sha256 '%s' is not 64 hexadecimal digits", in);
+    }
     return 0;
 }
 
