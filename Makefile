@@ -41,7 +41,7 @@ endif
 WARN := -Wall -Wextra -Werror -Wno-unused-parameter
 CPPFLAGS += -D_GNU_SOURCE -I. -Iengine -Iqueue -Iworker -Ikernels
 CFLAGS += -std=c11 $(OPTFLAGS) $(ARCHFLAGS) $(WARN) -fno-strict-aliasing -pthread $(EXTRA_CFLAGS)
-LDLIBS += -lpcre2-8 -lrdkafka -lhiredis -lavro -lmicrohttpd -lm -lpthread
+LDLIBS += -lpcre2-8 -lrdkafka -lhiredis -lavro -lmicrohttpd -lcurl -lm -lpthread
 LDFLAGS += -pthread $(EXTRA_LDFLAGS)
 
 # ---- CUDA detection ---------------------------------------------------------

@@ -328,7 +328,7 @@ static void test_config_reference(void) {
         int flags = 0;
         for (char *p = help; p && (p = strstr(p, "--")); p += 2) {
             char name[64];
-            if (sscanf(p + 2, "%63[a-z-]", name) != 1 || !strcmp(name, "help") || !strcmp(name, "help-markdown") ||
+            if (sscanf(p + 2, "%63[a-z0-9-]", name) != 1 || !strcmp(name, "help") || !strcmp(name, "help-markdown") ||
                 !strcmp(name, "version"))
                 continue;
             char needle[80];

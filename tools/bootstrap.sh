@@ -7,7 +7,7 @@
 set -euo pipefail
 
 PKGS=(build-essential pkg-config make gcc clang
-      libcunit1-dev libpcre2-dev librdkafka-dev libhiredis-dev libavro-dev libmicrohttpd-dev
+      libcunit1-dev libpcre2-dev librdkafka-dev libhiredis-dev libavro-dev libmicrohttpd-dev libcurl4-openssl-dev
       redis-server kcat python3 python3-avro python3-confluent-kafka python3-jsonschema
       docker-compose yamllint)
 

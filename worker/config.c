@@ -3,6 +3,7 @@
 
 #include "http.h"
 #include "kafka_in.h"
+#include "tools/pull.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -34,8 +35,15 @@ typedef struct opt {
 /* THE table. --help, --help-markdown, the flag/env/file parsers read it. */
 static const opt OPTS[] = {
     /* model and engine */
-    {"model", 'm', "INFERNO_MODEL", T_STR, F(model), NULL, 0, 0, NULL, "FILE",
-     "GGUF model file to serve (required)."},
+    {"model", 'm', "INFERNO_MODEL", T_STR, F(model), NULL, 0, 0, NULL, "FILE/URL",
+     "GGUF model to serve (required): a file, or a URL - http(s)://..., hf://ORG/REPO/FILE.gguf or "
+     "hf://ORG/REPO@REV/FILE.gguf (Hugging Face; HF_TOKEN in the environment is sent to huggingface.co for gated "
+     "models) - downloaded into --model-cache-dir before loading (resumed if interrupted, reused once complete)."},
+    {"model-sha256", 0, "INFERNO_MODEL_SHA256", T_STR, F(model_sha256), "", 0, 0, NULL, "HEX",
+     "Expected SHA-256 of the model file (64 hex digits): a download must match it (else the worker does not "
+     "start), a cached copy is reused only if it matches, a local file is checked before loading; empty = no check."},
+    {"model-cache-dir", 0, "INFERNO_MODEL_CACHE_DIR", T_STR, F(model_cache_dir), "", 0, 0, NULL, "DIR",
+     "Folder for models given as URLs; empty = $XDG_CACHE_HOME/inferno/models, else ~/.cache/inferno/models."},
     {"backend", 0, "INFERNO_BACKEND", T_ENUM, F(backend), "auto", 0, 0, "cpu|cuda|auto", "NAME",
      "Compute backend."},
     {"threads", 't', "INFERNO_THREADS", T_INT, F(threads), "0", 0, 1024, NULL, "N",
@@ -377,9 +385,18 @@ static int validate(wcfg *c, int need_model, inf_error *err) {
     if (need_model) {
         if (!c->model || !*c->model)
             return inf_error_set(err, INF_EINVAL, "no model: pass --model FILE (or INFERNO_MODEL)");
-        if (access(c->model, R_OK) != 0)
+        if (pull_is_url(c->model)) {
+            char url[4096];
+            if (pull_resolve_url(c->model, url, sizeof url, err)) return inf_error_wrap(err, INF_EINVAL, "--model");
+            if (!*c->model_cache_dir)
+                return inf_error_set(err, INF_EINVAL, "--model is a URL but there is no cache folder: set "
+                                                      "--model-cache-dir (neither XDG_CACHE_HOME nor HOME is usable)");
+        } else if (access(c->model, R_OK) != 0) {
             return inf_error_set(err, INF_EINVAL, "--model: cannot read '%s': %s", c->model, strerror(errno));
+        }
     }
+    if (*c->model_sha256 && (strlen(c->model_sha256) != 64 || strspn(c->model_sha256, "0123456789abcdefABCDEF") != 64))
+        return inf_error_set(err, INF_EINVAL, "--model-sha256: '%s' is not 64 hexadecimal digits", c->model_sha256);
     if (!*c->brokers) return inf_error_set(err, INF_EINVAL, "--brokers / INFERNO_BROKERS must not be empty");
     for (const char *p = c->brokers; *p; p++)
         if (isspace((unsigned char)*p))
@@ -488,6 +505,7 @@ void wcfg_free(wcfg *c) {
             free(*(char **)(base + OPTS[i].off));
     for (int i = 0; i < c->n_props; i++) free(c->props[i]);
     for (int i = 0; i < c->n_topics; i++) free(c->topics[i]);
+    free(c->hf_token);
     memset(c, 0, sizeof *c);
 }
 
@@ -566,6 +584,14 @@ int wcfg_parse(wcfg *c, int argc, char **argv, char **envp, inf_error *err) {
         snprintf(where, sizeof where, "--%s", o->name);
         rc = set_opt(c, o, v, where, SRC_FLAG, err);
     }
+    /* 5. what only the environment gives: the default cache folder, the token */
+    if (!rc && !*c->model_cache_dir && pull_is_url(c->model)) {
+        char dir[PULL_PATH_MAX];
+        if (pull_default_dir(env_get(envp, "XDG_CACHE_HOME"), env_get(envp, "HOME"), dir, sizeof dir, NULL) == 0)
+            rc = set_opt(c, find_long("model-cache-dir", 15), dir, "default", SRC_DEFAULT, err);
+    }
+    const char *tok = env_get(envp, "HF_TOKEN");
+    if (!rc && tok && *tok && !(c->hf_token = strdup(tok))) rc = inf_error_set(err, INF_ENOMEM, "out of memory");
     if (!rc) rc = validate(c, 1, err);
     if (rc) wcfg_free(c);
     return rc ? rc : WCFG_RUN;
@@ -580,7 +606,7 @@ static const char *type_default(const opt *o) {
 
 void wcfg_print_help(FILE *out) {
     fprintf(out,
-            "usage: inferno-worker --model FILE --brokers HOST:PORT --redis redis://HOST:PORT [options]\n"
+            "usage: inferno-worker --model FILE/URL --brokers HOST:PORT --redis redis://HOST:PORT [options]\n"
             "\n"
             "Serves LLM generation requests from Kafka priority topics and streams the\n"
             "tokens to Redis (docs/worker.md). Every flag can also be given as the\n"

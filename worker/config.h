@@ -33,7 +33,10 @@ typedef enum wcfg_log_level {
  * wcfg_free); numeric fields hold validated values. */
 typedef struct wcfg {
     /* model and engine */
-    char *model;
+    char *model;              /* a file, or an http(s):// / hf:// URL (tools/pull.h) */
+    char *model_sha256;       /* expected digest of the model file; "" = not checked */
+    char *model_cache_dir;    /* where URL models go; resolved from XDG_CACHE_HOME / HOME when empty */
+    char *hf_token;           /* HF_TOKEN from the environment (a credential: no setting, never printed); NULL none */
     char *backend;            /* cpu | cuda | auto */
     int threads;              /* 0: all cores */
     char *cpu_isa;            /* auto | scalar | avx2 | avx512 */
@@ -95,7 +98,9 @@ enum {
  * one of the WCFG_HELP* codes (then *cfg holds only defaults). On failure
  * returns INF_EINVAL / INF_EIO with a message naming the flag, variable or
  * file line and the accepted values; *cfg is left freed. Validation includes
- * that the model file is readable (only when WCFG_RUN). */
+ * that the model file is readable, or the model URL well-formed (only when
+ * WCFG_RUN). A URL model's cache folder, when not given, is resolved here from
+ * XDG_CACHE_HOME / HOME in envp, and HF_TOKEN is read from envp. */
 int wcfg_parse(wcfg *cfg, int argc, char **argv, char **envp, inf_error *err);
 
 /* Frees every string the config owns and zeroes it. NULL is fine. */

@@ -1,6 +1,6 @@
 /* inferno-worker - serves LLM requests from Kafka, streams tokens to Redis.
  *
- *   inferno-worker --model FILE --brokers HOST:PORT --redis redis://HOST:PORT [options]
+ *   inferno-worker --model FILE/URL --brokers HOST:PORT --redis redis://HOST:PORT [options]
  *
  * See --help (generated from worker/config.c) and docs/worker.md. Exit
  * status: 0 after a clean stop (SIGTERM/SIGINT), 2 for a configuration
@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "tools/pull.h"
 #include "worker.h"
 #include "wlog.h"
 
@@ -56,6 +57,12 @@ int main(int argc, char **argv) {
             WLOG_D(&lg, NULL, "effective configuration:\n%s", buf);
             free(buf);
         }
+    }
+    /* libcurl's global init is not thread-safe: before the worker's threads */
+    if (pull_is_url(cfg.model) && pull_global_init(&err)) {
+        WLOG_E(&lg, NULL, "cannot start: %s", err.msg);
+        wcfg_free(&cfg);
+        return 1;
     }
     worker *w = NULL;
     rc = worker_create(&w, &cfg, &err);

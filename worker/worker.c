@@ -5,10 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "worker_internal.h"
+
+#include "tools/pull.h"
 
 #define POLL_IDLE_MS 50       /* Kafka wait when the engine is idle */
 #define POLL_BATCH 32         /* messages taken per loop round at most */
@@ -177,6 +180,42 @@ static int register_schemas(struct worker *w, inf_error *err) {
     return rc;
 }
 
+static void pull_log(void *arg, const char *msg) { WLOG_I((const wlog *)arg, NULL, "model: %s", msg); }
+
+/* The local file to load: --model itself, or the download of a URL model
+ * into the cache folder (reused when complete); checked against
+ * --model-sha256 when set. Blocks for the whole download. */
+static int model_file(worker *w, char *path, size_t cap, inf_error *err) {
+    const wcfg *cfg = w->cfg;
+    if (pull_is_url(cfg->model)) {
+        pull_opts o = pull_opts_default();
+        o.url = cfg->model;
+        o.sha256 = cfg->model_sha256;
+        o.dir = cfg->model_cache_dir;
+        o.hf_token = cfg->hf_token;
+        o.user_agent = "inferno-worker/" WORKER_VERSION;
+        o.log = pull_log;
+        o.log_arg = &w->log;
+        pull_result r;
+        int rc = pull_model(&o, &r, err);
+        if (rc) return inf_error_wrap(err, rc, "--model %s", cfg->model);
+        WLOG_I(&w->log, NULL, "model: %s %s (%llu bytes%s%s)", r.reused ? "using cached" : "downloaded", r.path,
+               (unsigned long long)r.bytes, r.sha256[0] ? ", sha256 " : "", r.sha256);
+        snprintf(path, cap, "%s", r.path);
+        return 0;
+    }
+    if (*cfg->model_sha256) {
+        char have[PULL_SHA256_HEX];
+        int rc = pull_sha256_file(cfg->model, have, NULL, err);
+        if (rc) return rc;
+        if (strcasecmp(have, cfg->model_sha256) != 0)
+            return inf_error_set(err, INF_EFORMAT, "--model %s: sha256 mismatch: expected %s, got %s", cfg->model,
+                                 cfg->model_sha256, have);
+    }
+    snprintf(path, cap, "%s", cfg->model);
+    return 0;
+}
+
 int worker_create(worker **out, const wcfg *cfg, inf_error *err) {
     *out = NULL;
     worker *w = calloc(1, sizeof *w);
@@ -249,7 +288,9 @@ int worker_create(worker **out, const wcfg *cfg, inf_error *err) {
          * --kv-cache-mb: resident from the start, so RSS does not climb for
          * thousands of requests and a host short of memory fails now. */
         ec.kv_prefault = 1;
-        rc = engine_open(&w->eng, &ec, cfg->model, err);
+        char path[PULL_PATH_MAX];
+        rc = model_file(w, path, sizeof path, err);
+        if (!rc) rc = engine_open(&w->eng, &ec, path, err);
     }
     if (!rc) {
         kin_config kc = kin_config_default();
