@@ -18,14 +18,14 @@
 
 #define TGT __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 #define DOT_US(u, s) _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
-#define KSCALES(sm) _mm256_setzero_si256()
-#define KSCALE(kv, sm, j) ((void)(kv), _mm256_set1_epi32((sm)[j]))
-#define SDOT_USV(u, s, kv) _mm256_mullo_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s), kv)
-#define KSCALES6(sc) _mm256_setzero_si256()
-#define KSCALE6(kv, sc, k) ((void)(kv), _mm256_setr_m128i(_mm_set1_epi32((sc)[2 * (k)]), _mm_set1_epi32((sc)[2 * (k) + 1])))
+#define SDOT_ACC(acc, u, s, kv) _mm256_dpwssd_epi32(acc, _mm256_maddubs_epi16(u, s), kv)
 #define QDOT_PREFIX cpu_v5_tile_
-#define QDOT_Q80_Q40(x) x
+#define QDOT_Q80_Q40(x)
 #include "qdot_x86.inc"
+
+#define QT_DOT_US(u, s) _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
+#define QT_PREFIX v5_tile_
+#include "qtile_x86.inc"
 
 static cpu_kernels avx512_kernels;
 static pthread_once_t avx512_once = PTHREAD_ONCE_INIT;
@@ -36,15 +36,10 @@ static void avx512_init(void) {
     avx512_kernels = *cpu_kernels_avx2();
     avx512_kernels.name = "avx512+vnni";
     cpu_tile_fn t[CPU_KT_COUNT] = {
-        [CPU_KT_Q8_0] = cpu_v5_tile_q8_0, [CPU_KT_Q4_0] = cpu_v5_tile_q4_0, [CPU_KT_Q4_1] = cpu_v5_tile_q4_1,
+        [CPU_KT_Q8_0] = v5_tile_q8_0, [CPU_KT_Q4_0] = v5_tile_q4_0, [CPU_KT_Q4_1] = cpu_v5_tile_q4_1,
         [CPU_KT_Q5_0] = cpu_v5_tile_q5_0, [CPU_KT_Q5_1] = cpu_v5_tile_q5_1, [CPU_KT_Q4_K] = cpu_v5_tile_q4_K,
         [CPU_KT_Q5_K] = cpu_v5_tile_q5_K, [CPU_KT_Q6_K] = cpu_v5_tile_q6_K};
-    for (int k = CPU_KT_Q8_0; k < CPU_KT_COUNT; k++) {
-        avx512_kernels.tile[k] = t[k];
-        avx512_kernels.rm[k] = 4;
-        avx512_kernels.rn[k] = 4;
-        avx512_kernels.rm1[k] = 8;
-    }
+    for (int k = CPU_KT_Q8_0; k < CPU_KT_COUNT; k++) avx512_kernels.tile[k] = t[k];
 }
 
 int cpu_avx512_supported(void) {
