@@ -57,6 +57,7 @@ AI void dot_kx5_n(const int NT, const int q5, const void *row, long nb, const in
     const __m512i lo4 = _mm512_set1_epi8(0x0f), b4 = _mm512_set1_epi8(0x10);
     const __m256i mdup = _mm256_setr_epi16(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
     __m256 acc[KNT];
+    #pragma GCC unroll 4
     for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
     for (long b = 0; b < nb; b++) {
         const block_q4_K *x4 = (const block_q4_K *)row + b;
@@ -74,6 +75,7 @@ AI void dot_kx5_n(const int NT, const int q5, const void *row, long nb, const in
         const __m512i hb = q5 ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)x5->qh))
                               : _mm512_setzero_si512();
         __m512i sumi[KNT];
+        #pragma GCC unroll 4
         for (int t = 0; t < NT; t++) sumi[t] = _mm512_setzero_si512();
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
@@ -86,6 +88,7 @@ AI void dot_kx5_n(const int NT, const int q5, const void *row, long nb, const in
             }
             const __m512i kv = _mm512_permutexvar_epi16(
                 z2(_mm256_set1_epi16((short)(2 * j)), _mm256_set1_epi16((short)(2 * j + 1))), s16z);
+            #pragma GCC unroll 4
             for (int t = 0; t < NT; t++) {
                 __m512i av = _mm512_loadu_si512((const void *)(q[t] + b * QK_K + 64 * j));
                 sumi[t] = _mm512_dpwssd_epi32(sumi[t], _mm512_maddubs_epi16(wv, av), kv);
@@ -93,6 +96,7 @@ AI void dot_kx5_n(const int NT, const int q5, const void *row, long nb, const in
         }
         float dw = h2f(dh), dm = h2f(dmh);
         const __m256i mn = _mm256_permutexvar_epi16(mdup, s16);
+        #pragma GCC unroll 4
         for (int t = 0; t < NT; t++) {
             __m256i si = _mm256_add_epi32(_mm512_castsi512_si256(sumi[t]), _mm512_extracti64x4_epi64(sumi[t], 1));
             __m256i mv = _mm256_madd_epi16(mn, _mm256_loadu_si256((const __m256i *)(bs[t] + b * (QK_K / 16))));
@@ -100,6 +104,7 @@ AI void dot_kx5_n(const int NT, const int q5, const void *row, long nb, const in
             acc[t] = _mm256_fnmadd_ps(_mm256_set1_ps(d[t][b] * dm), _mm256_cvtepi32_ps(mv), acc[t]);
         }
     }
+    #pragma GCC unroll 4
     for (int t = 0; t < NT; t++) out[t] = hsum8(acc[t]);
 }
 
@@ -114,6 +119,7 @@ AI void dot_q6_5n(const int NT, const block_q6_K *x, long nb, const int8_t *cons
     const __m512i lane4 = _mm512_setr_epi32(0, 0, 0, 0, 0x10001, 0x10001, 0x10001, 0x10001, 0x20002, 0x20002,
                                             0x20002, 0x20002, 0x30003, 0x30003, 0x30003, 0x30003);
     __m256 acc[KNT];
+    #pragma GCC unroll 4
     for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
     for (long b = 0; b < nb; b++) {
         const int8_t *sc = x[b].scales;
@@ -127,6 +133,7 @@ AI void dot_q6_5n(const int NT, const block_q6_K *x, long nb, const int8_t *cons
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
         const __m512i scz = _mm512_castsi256_si512(sc16);
         __m512i sumi[KNT];
+        #pragma GCC unroll 4
         for (int t = 0; t < NT; t++) sumi[t] = _mm512_setzero_si512();
 #pragma GCC unroll 2
         for (int n = 0; n < 2; n++) {
@@ -141,6 +148,7 @@ AI void dot_q6_5n(const int NT, const block_q6_K *x, long nb, const int8_t *cons
             const __m512i i01 = _mm512_add_epi16(lane4, _mm512_set1_epi16((short)(8 * n)));
             const __m512i k01 = _mm512_permutexvar_epi16(i01, scz);
             const __m512i k23 = _mm512_permutexvar_epi16(_mm512_add_epi16(i01, _mm512_set1_epi16(4)), scz);
+            #pragma GCC unroll 4
             for (int t = 0; t < NT; t++) {
                 const int8_t *qt = q[t] + b * QK_K + 128 * n;
                 sumi[t] = _mm512_dpwssd_epi32(sumi[t], _mm512_maddubs_epi16(u01, _mm512_loadu_si512((const void *)qt)), k01);
@@ -148,6 +156,7 @@ AI void dot_q6_5n(const int NT, const block_q6_K *x, long nb, const int8_t *cons
             }
         }
         float dw = h2f(x[b].d);
+        #pragma GCC unroll 4
         for (int t = 0; t < NT; t++) {
             __m256i si = _mm256_add_epi32(_mm512_castsi512_si256(sumi[t]), _mm512_extracti64x4_epi64(sumi[t], 1));
             __m256i corr = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)(bs[t] + b * (QK_K / 16))));
@@ -155,6 +164,7 @@ AI void dot_q6_5n(const int NT, const block_q6_K *x, long nb, const int8_t *cons
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d[t][b] * dw), _mm256_cvtepi32_ps(tot), acc[t]);
         }
     }
+    #pragma GCC unroll 4
     for (int t = 0; t < NT; t++) out[t] = hsum8(acc[t]);
 }
 
