@@ -28,7 +28,7 @@ typedef struct backend_config {
     int max_batch_tokens;   /* largest n_tokens a forward call may get (scratch sizing) */
     double gpu_memory_fraction; /* CUDA: share of free memory for the KV cache (0: use kv_cache_bytes) */
     const char *cpu_isa;    /* CPU kernels: "auto" (NULL: the best cpuid allows), "scalar",
-                               "avx2", "avx512"; a set the CPU lacks is refused */
+                               "avx2", "avxvnni", "avx512"; a set the CPU lacks is refused */
     int kv_prefault;        /* CPU: 1 = touch every page of the KV cache at creation (see
                                engine_config.kv_prefault); the GPU cache is device memory */
     int rope_n_ctx;         /* context per sequence the rope tables are made for: LongRoPE

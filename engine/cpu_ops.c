@@ -274,6 +274,7 @@ static _Atomic(const cpu_kernels *) g_kernels;
 static const cpu_kernels *kernels_for(int isa) {
     switch (isa) {
     case CPU_ISA_AVX512: return cpu_kernels_avx512();
+    case CPU_ISA_AVXVNNI: return cpu_kernels_avxvnni();
     case CPU_ISA_AVX2: return cpu_kernels_avx2();
     case CPU_ISA_SCALAR: return &scalar_kernels;
     default: return NULL;
@@ -281,9 +282,21 @@ static const cpu_kernels *kernels_for(int isa) {
 }
 
 int cpu_ops_isa_best(void) {
-    if (cpu_kernels_avx512()) return CPU_ISA_AVX512;
-    if (cpu_kernels_avx2()) return CPU_ISA_AVX2;
+    for (int i = CPU_ISA_MAX; i > CPU_ISA_SCALAR; i--)
+        if (kernels_for(i)) return i;
     return CPU_ISA_SCALAR;
+}
+
+int cpu_ops_isa_available(int isa) { return kernels_for(isa) != NULL; }
+
+const char *cpu_ops_isa_requires(int isa) {
+    switch (isa) {
+    case CPU_ISA_SCALAR: return "nothing";
+    case CPU_ISA_AVX2: return "AVX2, FMA and F16C";
+    case CPU_ISA_AVXVNNI: return "AVX-VNNI with AVX2, FMA and F16C";
+    case CPU_ISA_AVX512: return "AVX512 F/BW/VL/VNNI with AVX2, FMA and F16C";
+    default: return "an unknown kernel set";
+    }
 }
 
 static const cpu_kernels *kern(void) {
@@ -299,6 +312,7 @@ const char *cpu_ops_isa_name(int isa) {
     switch (isa) {
     case CPU_ISA_SCALAR: return "scalar";
     case CPU_ISA_AVX2: return "avx2";
+    case CPU_ISA_AVXVNNI: return "avxvnni";
     case CPU_ISA_AVX512: return "avx512";
     default: return "unknown";
     }
@@ -306,14 +320,14 @@ const char *cpu_ops_isa_name(int isa) {
 
 int cpu_ops_isa(void) {
     const cpu_kernels *k = kern();
-    for (int i = CPU_ISA_SCALAR; i <= CPU_ISA_AVX512; i++)
+    for (int i = CPU_ISA_SCALAR; i <= CPU_ISA_MAX; i++)
         if (kernels_for(i) == k) return i;
     return CPU_ISA_SCALAR;
 }
 
 int cpu_ops_isa_parse(const char *name) {
     if (!name || !*name || strcmp(name, "auto") == 0) return CPU_ISA_AUTO;
-    for (int i = CPU_ISA_SCALAR; i <= CPU_ISA_AVX512; i++)
+    for (int i = CPU_ISA_SCALAR; i <= CPU_ISA_MAX; i++)
         if (strcmp(name, cpu_ops_isa_name(i)) == 0) return i;
     return -2;
 }
@@ -321,7 +335,7 @@ int cpu_ops_isa_parse(const char *name) {
 int cpu_ops_select(const char *name, inf_error *err) {
     int isa = cpu_ops_isa_parse(name);
     if (isa == -2)
-        return inf_error_set(err, INF_EINVAL, "cpu isa '%s' is unknown (use auto, scalar, avx2 or avx512)",
+        return inf_error_set(err, INF_EINVAL, "cpu isa '%s' is unknown (use auto, scalar, avx2, avxvnni or avx512)",
                              name);
     if (isa == CPU_ISA_AUTO) isa = cpu_ops_isa_best();
     const cpu_kernels *k = kernels_for(isa);

@@ -5,7 +5,7 @@
  * for quantized weights the activations are first quantized per block as
  * llama.cpp does (Q8_0-style blocks of 32 for the 32-block types, Q8_K blocks
  * of 256 with per-16 sums for the K-quants). The kernel set (scalar, AVX2,
- * AVX-512 VNNI) is chosen at run time from cpuid; all give the same results
+ * AVX-VNNI, AVX-512 VNNI) is chosen at run time from cpuid; all give the same results
  * within rounding. Batched products are tiled so each weight row block is read once
  * per batch, not once per token.
  */
@@ -34,19 +34,30 @@ int cpu_matmul_supports(int type);
 
 /* Kernel sets, lowest first. The best one cpuid allows is chosen once, at
  * first use; a lower one can be forced. */
-enum { CPU_ISA_AUTO = -1, CPU_ISA_SCALAR = 0, CPU_ISA_AVX2 = 1, CPU_ISA_AVX512 = 2 };
+enum {
+    CPU_ISA_AUTO = -1,
+    CPU_ISA_SCALAR = 0,
+    CPU_ISA_AVX2 = 1,    /* AVX2 + FMA + F16C */
+    CPU_ISA_AVXVNNI = 2, /* the AVX2 set with AVX-VNNI integer dots (256-bit) */
+    CPU_ISA_AVX512 = 3,  /* AVX512 F/BW/VL + AVX512-VNNI, plus the AVX2 set */
+    CPU_ISA_MAX = CPU_ISA_AVX512
+};
 
-/* The best set this CPU runs: AVX512 (F/BW/VL/VNNI, plus AVX2/FMA/F16C),
- * AVX2 (AVX2/FMA/F16C) or scalar. */
+/* The best set this CPU (and OS) runs. */
 int cpu_ops_isa_best(void);
+/* 1 if this CPU runs set `isa` (CPU_ISA_SCALAR .. CPU_ISA_MAX). */
+int cpu_ops_isa_available(int isa);
+/* What set `isa` needs from the CPU, for messages ("AVX512 F/BW/VL/VNNI"). */
+const char *cpu_ops_isa_requires(int isa);
 /* The set in use. */
 int cpu_ops_isa(void);
-/* "scalar", "avx2", "avx512". */
+/* "scalar", "avx2", "avxvnni", "avx512". */
 const char *cpu_ops_isa_name(int isa);
 /* "auto" (or NULL / "") -> CPU_ISA_AUTO, a set's name -> its id, else -2. */
 int cpu_ops_isa_parse(const char *name);
 
-/* Process-wide selection by name ("auto", "scalar", "avx2", "avx512"):
+/* Process-wide selection by name ("auto", "scalar", "avx2", "avxvnni",
+ * "avx512"):
  * INF_EINVAL for an unknown name, INF_EUNSUPPORTED (naming the best
  * available) for a set this CPU lacks. Not thread-safe against running
  * kernels: call before work starts (engine creation does). */
@@ -62,7 +73,7 @@ int cpu_ops_set_simd(int enable);
 /* 1 if the SIMD kernels are in use. */
 int cpu_ops_simd_active(void);
 /* Short description of the selected kernels, e.g. "avx2+fma+f16c",
- * "avx512+vnni", "scalar". */
+ * "avx2+avxvnni", "avx512+vnni", "scalar". */
 const char *cpu_ops_describe(void);
 
 /* Scratch memory the matmul needs for activation quantization; owned by the caller. */

@@ -127,6 +127,10 @@ static inline const uint8_t *cpu_kv_at(const cpu_kv_rows *r, int j) {
 
 /* The AVX2 set, or NULL when this CPU lacks AVX2/FMA/F16C. */
 const cpu_kernels *cpu_kernels_avx2(void);
+/* The AVX-VNNI set (qdot_avxvnni.c), or NULL when this CPU lacks AVX2 or
+ * AVX-VNNI; and whether it has them. */
+const cpu_kernels *cpu_kernels_avxvnni(void);
+int cpu_avxvnni_supported(void);
 /* The AVX-512 set (cpu_ops_avx512.c), or NULL when this CPU lacks AVX2 or
  * AVX512 F/BW/VL/VNNI; and whether it has them. */
 const cpu_kernels *cpu_kernels_avx512(void);

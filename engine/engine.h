@@ -104,7 +104,7 @@ typedef struct engine_config {
      * kv_cache_bytes, but it looks like a leak and a host short of memory
      * fails hours later instead of at start. Default 0 (tools, tests); the
      * worker sets it. Ignored on the GPU. */
-    const char *cpu_isa;       /* CPU kernel set: "auto" (NULL), "scalar", "avx2", "avx512";
+    const char *cpu_isa;       /* CPU kernel set: "auto" (NULL), "scalar", "avx2", "avxvnni", "avx512";
                                   process-wide; a set above what the CPU has is an error */
     int kv_prefault;
     /* Clock in microseconds since the Unix epoch; NULL: CLOCK_REALTIME. Tests

@@ -14,15 +14,7 @@
 #define TGT __attribute__((target("avx2,fma,f16c")))
 /* maddubs pairs then madd: exact (see qdot_x86.inc) */
 #define DOT_US(u, s) _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
-/* the 8 scales as int16 in both 128-bit halves; scale j broadcast by one byte shuffle */
-#define KSCALES(sm) _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(sm))))
-#define KSCALE(kv, sm, j) _mm256_shuffle_epi8(kv, _mm256_set1_epi16((short)(0x0100 + 0x0202 * (j))))
-#define SDOT_USV(u, s, kv) _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), kv)
-/* Q6_K: 8 signed scales as int16 in both halves; the low half takes 2k, the high 2k+1 */
-#define KSCALES6(sc) _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(sc))))
-#define KSCALE6(kv, sc, k)                                                                   \
-    _mm256_shuffle_epi8(kv, _mm256_setr_m128i(_mm_set1_epi16((short)(0x0100 + 0x0202 * (2 * (k)))), \
-                                              _mm_set1_epi16((short)(0x0100 + 0x0202 * (2 * (k) + 1)))))
+#define SDOT_ACC(acc, u, s, kv) _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), kv))
 #define QDOT_PREFIX cpu_av_tile_
 #define QDOT_Q80_Q40(x)
 #include "qdot_x86.inc"

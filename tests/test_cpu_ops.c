@@ -18,6 +18,23 @@
 
 #define U24 (1.0 / 16777216.0) /* unit roundoff of float */
 
+/* ---- kernel sets ---------------------------------------------------------------- */
+
+/* The kernel sets this CPU runs, scalar first, into isas[]; returns how many.
+ * With `what` set, every set the CPU lacks is reported as a skip (so a path
+ * that was not run says so instead of passing silently). */
+static int isa_list(int isas[CPU_ISA_MAX + 1], const char *what) {
+    int n = 0;
+    for (int isa = CPU_ISA_SCALAR; isa <= CPU_ISA_MAX; isa++) {
+        if (cpu_ops_isa_available(isa))
+            isas[n++] = isa;
+        else if (what)
+            tu_skip("%s: the %s kernels were not run (this CPU lacks %s)", what, cpu_ops_isa_name(isa),
+                    cpu_ops_isa_requires(isa));
+    }
+    return n;
+}
+
 /* ---- independent reference decoders ------------------------------------- */
 
 static double ref_f16(uint16_t h) {
@@ -205,7 +222,7 @@ static void check_matmul_case(const mm_case *mc, inf_pool *pools[3], uint64_t *s
     uint8_t *data = malloc((size_t)rows * rb);
     double *wref = malloc(sizeof(double) * (size_t)(rows * cols));
     float *x = malloc(sizeof(float) * (size_t)(nt * xs));
-    float *y[3][3] = {{0}};
+    float *y[CPU_ISA_MAX + 1][3] = {{0}};
     make_weights(mc->type, rows, cols, rb, data, wref, st);
     for (long i = 0; i < nt * xs; i++) x[i] = tu_rand_uniform(st, -2.0f, 2.0f);
     if (cols >= 64) /* an all-zero activation block (quantization scale 0) */
@@ -219,11 +236,10 @@ static void check_matmul_case(const mm_case *mc, inf_pool *pools[3], uint64_t *s
     const float sentinel = -12345.5f;
 
     /* slot 0: scalar; then every SIMD set this CPU runs */
-    int isa_prev = cpu_ops_isa(), ns = 0, isa_of[3];
-    for (int isa = CPU_ISA_SCALAR; isa <= CPU_ISA_AVX512; isa++) {
-        if (cpu_ops_set_isa(isa) < 0) continue;
-        int s = ns++;
-        isa_of[s] = isa;
+    int isa_prev = cpu_ops_isa(), isa_of[CPU_ISA_MAX + 1];
+    const int ns = isa_list(isa_of, NULL);
+    for (int s = 0; s < ns; s++) {
+        CU_ASSERT_TRUE_FATAL(cpu_ops_set_isa(isa_of[s]) >= 0);
         for (int p = 0; p < 3; p++) {
             y[s][p] = malloc(sizeof(float) * (size_t)(nt * ys));
             for (long i = 0; i < nt * ys; i++) y[s][p][i] = sentinel;
@@ -305,6 +321,17 @@ static void check_matmul_case(const mm_case *mc, inf_pool *pools[3], uint64_t *s
     for (int s = 0; s < ns; s++)
         for (int p = 1; p < 3; p++)
             if (memcmp(y[s][0], y[s][p], sizeof(float) * (size_t)(nt * ys)) != 0) bad_det++;
+    /* The VNNI sets (AVX-VNNI, AVX-512) compute the same exact integer block
+     * sums as the AVX2 set and then the same float operations in the same
+     * order: their results equal AVX2's bit for bit. */
+    long bad_same = 0;
+    for (int s = 2; s < ns; s++)
+        if (isa_of[1] == CPU_ISA_AVX2 && memcmp(y[1][0], y[s][0], sizeof(float) * (size_t)(nt * ys)) != 0) {
+            if (bad_same++ < 2)
+                printf("\n  type %d %ldx%ld ntok %d: %s differs from avx2", mc->type, rows, cols, nt,
+                       cpu_ops_isa_name(isa_of[s]));
+        }
+    CU_ASSERT_EQUAL(bad_same, 0);
     free(xq);
     CU_ASSERT_EQUAL(bad, 0);
     CU_ASSERT_EQUAL(bad_exact, 0);
@@ -320,6 +347,8 @@ static void check_matmul_case(const mm_case *mc, inf_pool *pools[3], uint64_t *s
 }
 
 static void test_matmul_all_types(void) {
+    int isas[CPU_ISA_MAX + 1];
+    isa_list(isas, "matmul");
     inf_pool *pools[3] = {NULL, NULL, NULL};
     CU_ASSERT_EQUAL_FATAL(inf_pool_create(&pools[1], 2, NULL), 0);
     CU_ASSERT_EQUAL_FATAL(inf_pool_create(&pools[2], 3, NULL), 0);
@@ -433,9 +462,9 @@ static void test_dot_axpy(void) {
     uint64_t st = 7;
     float *a = malloc(4099 * sizeof(float)), *b = malloc(4099 * sizeof(float)),
           *y = malloc(4099 * sizeof(float)), *y0 = malloc(4099 * sizeof(float));
-    int prev = cpu_ops_set_simd(1);
-    for (int s = 0; s < 2; s++) {
-        cpu_ops_set_simd(s == 0);
+    int prev = cpu_ops_isa(), isas[CPU_ISA_MAX + 1], nisa = isa_list(isas, "dot/axpy");
+    for (int s = 0; s < nisa; s++) {
+        cpu_ops_set_isa(isas[s]);
         CU_ASSERT_EQUAL(cpu_dot_f32(a, b, 0), 0.0f);
         for (size_t k = 0; k < N_ROW_SIZES; k++) {
             long n = row_sizes[k];
@@ -460,7 +489,7 @@ static void test_dot_axpy(void) {
             CU_ASSERT_EQUAL(bad, 0);
         }
     }
-    cpu_ops_set_simd(prev);
+    cpu_ops_set_isa(prev);
     free(a);
     free(b);
     free(y);
@@ -471,9 +500,9 @@ static void test_rmsnorm(void) {
     uint64_t st = 9;
     float *x = malloc(4099 * sizeof(float)), *w = malloc(4099 * sizeof(float)),
           *out = malloc(4099 * sizeof(float));
-    int prev = cpu_ops_set_simd(1);
-    for (int s = 0; s < 2; s++) {
-        cpu_ops_set_simd(s == 0);
+    int prev = cpu_ops_isa(), isas[CPU_ISA_MAX + 1], nisa = isa_list(isas, "rmsnorm");
+    for (int s = 0; s < nisa; s++) {
+        cpu_ops_set_isa(isas[s]);
         for (size_t k = 0; k < N_ROW_SIZES; k++) {
             long n = row_sizes[k];
             for (int use_w = 0; use_w < 2; use_w++) {
@@ -497,7 +526,7 @@ static void test_rmsnorm(void) {
             }
         }
     }
-    cpu_ops_set_simd(prev);
+    cpu_ops_set_isa(prev);
     free(x);
     free(w);
     free(out);
@@ -507,9 +536,9 @@ static void test_softmax(void) {
     uint64_t st = 11;
     float *x = malloc(4099 * sizeof(float));
     double *ref = malloc(4099 * sizeof(double));
-    int prev = cpu_ops_set_simd(1);
-    for (int s = 0; s < 2; s++) {
-        cpu_ops_set_simd(s == 0);
+    int prev = cpu_ops_isa(), isas[CPU_ISA_MAX + 1], nisa = isa_list(isas, "softmax");
+    for (int s = 0; s < nisa; s++) {
+        cpu_ops_set_isa(isas[s]);
         for (size_t k = 0; k < N_ROW_SIZES; k++) {
             long n = row_sizes[k];
             fill(x, n, &st, -30, 30);
@@ -535,7 +564,7 @@ static void test_softmax(void) {
         cpu_softmax(x, 20);
         for (int i = 0; i < 20; i++) CU_ASSERT_EQUAL(x[i], 0.0f);
     }
-    cpu_ops_set_simd(prev);
+    cpu_ops_set_isa(prev);
     free(x);
     free(ref);
 }
@@ -544,9 +573,9 @@ static void test_swiglu(void) {
     uint64_t st = 13;
     float *g = malloc(4099 * sizeof(float)), *u = malloc(4099 * sizeof(float)),
           *out = malloc(4099 * sizeof(float));
-    int prev = cpu_ops_set_simd(1);
-    for (int s = 0; s < 2; s++) {
-        cpu_ops_set_simd(s == 0);
+    int prev = cpu_ops_isa(), isas[CPU_ISA_MAX + 1], nisa = isa_list(isas, "swiglu");
+    for (int s = 0; s < nisa; s++) {
+        cpu_ops_set_isa(isas[s]);
         for (size_t k = 0; k < N_ROW_SIZES; k++) {
             long n = row_sizes[k];
             fill(g, n, &st, -20, 20);
@@ -569,7 +598,7 @@ static void test_swiglu(void) {
             free(gc);
         }
     }
-    cpu_ops_set_simd(prev);
+    cpu_ops_set_isa(prev);
     free(g);
     free(u);
     free(out);
@@ -615,9 +644,9 @@ static void test_f16_convert(void) {
     uint16_t *h = malloc(65536 * sizeof(uint16_t)), *h2 = malloc(65536 * sizeof(uint16_t));
     float *f = malloc(65536 * sizeof(float));
     for (int i = 0; i < 65536; i++) h[i] = (uint16_t)i;
-    int prev = cpu_ops_set_simd(1);
-    for (int s = 0; s < 2; s++) {
-        cpu_ops_set_simd(s == 0);
+    int prev = cpu_ops_isa(), isas[CPU_ISA_MAX + 1], nisa = isa_list(isas, "f16 conversions");
+    for (int s = 0; s < nisa; s++) {
+        cpu_ops_set_isa(isas[s]);
         cpu_f16_to_f32(h, f, 65536);
         long bad = 0;
         for (int i = 0; i < 65536; i++) {
@@ -661,7 +690,7 @@ static void test_f16_convert(void) {
         CU_ASSERT_EQUAL(hb[2], 0x7c00);
         CU_ASSERT_EQUAL(hb[3], 0xfc00);
     }
-    cpu_ops_set_simd(prev);
+    cpu_ops_set_isa(prev);
     free(h);
     free(h2);
     free(f);
@@ -675,7 +704,7 @@ static void test_isa_selection(void) {
     CU_ASSERT_EQUAL(cpu_ops_select("auto", &err), 0);
     CU_ASSERT_EQUAL(cpu_ops_isa(), cpu_ops_isa_best());
     CU_ASSERT_EQUAL(cpu_ops_select("sse9", &err), INF_EINVAL);
-    CU_ASSERT_STRING_EQUAL(err.msg, "cpu isa 'sse9' is unknown (use auto, scalar, avx2 or avx512)");
+    CU_ASSERT_STRING_EQUAL(err.msg, "cpu isa 'sse9' is unknown (use auto, scalar, avx2, avxvnni or avx512)");
     int has512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                  __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
                  __builtin_cpu_supports("avx2");
@@ -690,6 +719,24 @@ static void test_isa_selection(void) {
         CU_ASSERT_STRING_EQUAL(err.msg, want);
         tu_skip("no AVX512 F/BW/VL/VNNI on this CPU: the AVX-512 kernels were not run");
     }
+    /* AVX-VNNI: the VEX form, its own cpuid bit (CPUID.(7,1):EAX[4]) */
+    unsigned ea = 0, eb = 0, ec = 0, ed = 0;
+    int hasvnni = __get_cpuid_count(7, 1, &ea, &eb, &ec, &ed) && (ea & (1u << 4)) &&
+                  cpu_ops_isa_available(CPU_ISA_AVX2);
+    CU_ASSERT_EQUAL(cpu_ops_isa_available(CPU_ISA_AVXVNNI), hasvnni);
+    if (hasvnni) {
+        CU_ASSERT_EQUAL(cpu_ops_select("avxvnni", &err), 0);
+        CU_ASSERT_STRING_EQUAL(cpu_ops_describe(), "avx2+avxvnni");
+    } else {
+        CU_ASSERT_EQUAL(cpu_ops_select("avxvnni", &err), INF_EUNSUPPORTED);
+        tu_skip("no AVX-VNNI on this CPU: the AVX-VNNI kernels were not run");
+    }
+    /* auto is the highest set available */
+    int best = CPU_ISA_SCALAR;
+    for (int i = CPU_ISA_SCALAR; i <= CPU_ISA_MAX; i++)
+        if (cpu_ops_isa_available(i)) best = i;
+    CU_ASSERT_EQUAL(cpu_ops_isa_best(), best);
+    CU_ASSERT_EQUAL(cpu_ops_isa_parse("avxvnni"), CPU_ISA_AVXVNNI);
     CU_ASSERT_EQUAL(cpu_ops_set_isa(prev) >= 0, 1);
 }
 

@@ -379,12 +379,18 @@ static void test_batch_equals_alone(void) {
     close_model(&fx);
 }
 
-/* Scalar kernels and SIMD kernels agree within rounding on a whole forward. */
+/* Every kernel set this CPU runs agrees with the scalar one within rounding
+ * on a whole forward; a set the CPU lacks is reported as skipped. */
 static void test_scalar_vs_simd(void) {
     const char *path = tu_tmpfile("fwd-simd.gguf");
     static const int types[] = {GGML_TYPE_F16,  GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q4_1,
                                 GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K,
                                 GGML_TYPE_Q6_K};
+    for (int isa = CPU_ISA_SCALAR + 1; isa <= CPU_ISA_MAX; isa++)
+        if (!cpu_ops_isa_available(isa))
+            tu_skip("forward: the %s kernels were not run (this CPU lacks %s)", cpu_ops_isa_name(isa),
+                    cpu_ops_isa_requires(isa));
+    const int prev = cpu_ops_isa();
     for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
         int kq = quant_block_size(types[k]) == 256;
         model_random_opts o = {2, kq ? 256 : 64, 4, 2, kq ? 512 : 96, 300, 256, types[k], 0, 0, "llama",
@@ -394,23 +400,30 @@ static void test_scalar_vs_simd(void) {
         CU_ASSERT_EQUAL_FATAL(open_model(&fx, path, 1, 2), 0);
         int32_t toks[19];
         random_tokens(toks, 19, (int)fx.b->desc.n_vocab, 77);
-        float *a = run_prefill(fx.b, toks, 19, 0);
-        int prev = cpu_ops_set_simd(0);
-        float *b = run_prefill(fx.b, toks, 19, 0);
-        cpu_ops_set_simd(prev);
+        cpu_ops_set_isa(CPU_ISA_SCALAR);
+        float *ref = run_prefill(fx.b, toks, 19, 0);
         size_t N = (size_t)19 * fx.b->desc.n_vocab;
         double *ad = malloc(sizeof(double) * N);
-        for (size_t i = 0; i < N; i++) ad[i] = a[i];
-        /* Float paths differ only by summation order. For Q8_0/Q4_0 every
-         * layer re-quantizes its activations to 8 bits, so a rounding-level
-         * difference upstream can move a value across a quantization step:
-         * the bound is then the activation-quantization error (kernel-level
-         * agreement within rounding is asserted in the cpu_ops suite). */
-        double tol = types[k] == GGML_TYPE_F16 ? 1e-4 : 1e-2;
-        double e = rel_err(b, ad, N);
-        if (!(e <= tol)) fprintf(stderr, "\n  %s: scalar vs simd rel err %.3g\n", quant_type_name(types[k]), e);
-        CU_ASSERT(e <= tol);
-        free(a); free(b); free(ad);
+        for (size_t i = 0; i < N; i++) ad[i] = ref[i];
+        for (int isa = CPU_ISA_SCALAR + 1; isa <= CPU_ISA_MAX; isa++) {
+            if (cpu_ops_set_isa(isa) < 0) continue; /* reported above */
+            float *b = run_prefill(fx.b, toks, 19, 0);
+            /* Float paths differ only by summation order. For Q8_0/Q4_0 every
+             * layer re-quantizes its activations to 8 bits, so a rounding-level
+             * difference upstream can move a value across a quantization step:
+             * the bound is then the activation-quantization error (kernel-level
+             * agreement within rounding is asserted in the cpu_ops suite). */
+            double tol = types[k] == GGML_TYPE_F16 ? 1e-4 : 1e-2;
+            double e = rel_err(b, ad, N);
+            if (!(e <= tol))
+                fprintf(stderr, "\n  %s: scalar vs %s rel err %.3g\n", quant_type_name(types[k]),
+                        cpu_ops_isa_name(isa), e);
+            CU_ASSERT(e <= tol);
+            free(b);
+        }
+        cpu_ops_set_isa(prev);
+        free(ref);
+        free(ad);
         close_model(&fx);
     }
 }
@@ -535,7 +548,7 @@ void test_register_forward(void) {
     CU_add_test(s, "cpu backend vs double reference, K-quants (256-wide shapes)", test_vs_reference_k);
     CU_add_test(s, "token-by-token decode equals prefill", test_incremental_matches_prefill);
     CU_add_test(s, "8 sequences batched equal each alone (greedy)", test_batch_equals_alone);
-    CU_add_test(s, "scalar and SIMD kernels agree", test_scalar_vs_simd);
+    CU_add_test(s, "every kernel set agrees with scalar", test_scalar_vs_simd);
     CU_add_test(s, "bad batches rejected", test_bad_batch);
     CU_add_test(s, "cpu_isa: forced set used, unknown or unavailable refused", test_cpu_isa_config);
     CU_add_test(s, "stories260K greedy equals llama.cpp", test_stories_greedy);

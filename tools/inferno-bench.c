@@ -1,7 +1,7 @@
 /* inferno-bench - CPU benchmarks printed as tables (make bench).
  *
  *   inferno-bench [--quick] [--models DIR] [--only single|concurrency|constraint]
- *                 [--cpu-isa auto|scalar|avx2|avx512] [--model FILE]...
+ *                 [--cpu-isa auto|scalar|avx2|avxvnni|avx512] [--model FILE]...
  *   inferno-bench --file F.gguf [--threads N] [--reps R] [--pp 128] [--tg 32] [--cpu-isa ISA]
  *   inferno-bench --file F.gguf [--threads N] --batched NPL,PP,TG [--cpu-isa ISA]
  *   inferno-bench --floors [--threads N]
@@ -192,7 +192,7 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--model") == 0 && i + 1 < argc && o.n_files < 8) o.files[o.n_files++] = argv[++i];
         else {
             fprintf(stderr, "usage: inferno-bench [--quick] [--models DIR] [--only single|concurrency|constraint]\n"
-                            "                     [--cpu-isa auto|scalar|avx2|avx512] [--model FILE]...\n"
+                            "                     [--cpu-isa auto|scalar|avx2|avxvnni|avx512] [--model FILE]...\n"
                             "       inferno-bench --file F.gguf [--threads N] [--reps R] [--pp N] [--tg N] [--batched NPL,PP,TG]\n"
                             "       inferno-bench --floors [--threads N]\n");
             return 2;

@@ -203,7 +203,7 @@ static void gen_usage(FILE *out) {
           "prompt: --no-bos (do not add BOS)  --parse-special (recognise special-token texts)\n"
           "engine: --threads N (all cores)  --kv-cache-mb MB (256)  --kv-type f16|f32 (f16)\n"
           "  --max-num-seqs N (64)  --max-batched-tokens N (512)  --max-model-len N (model's)\n"
-          "  --no-prefix-cache  --no-chunked-prefill  --cpu-isa auto|scalar|avx2|avx512 (auto)\n"
+          "  --no-prefix-cache  --no-chunked-prefill  --cpu-isa auto|scalar|avx2|avxvnni|avx512 (auto)\n"
           "structured output (one of): --json-schema SCHEMA.json  --json-object  --grammar FILE.gbnf\n"
           "  --regex RE (matched in full)  --choice TEXT... (the texts up to the next option)\n"
           "output: --json (one JSON object; with --batch one per request plus a summary)\n"
@@ -222,7 +222,7 @@ static int parse_engine_flag(int argc, char **argv, int *i, engine_config *c, in
     if (strcmp(f, "--no-chunked-prefill") == 0) { c->enable_chunked_prefill = 0; return 1; }
     if (strcmp(f, "--cpu-isa") == 0) {
         if (!v || cpu_ops_isa_parse(v) == -2)
-            return inf_error_set(err, INF_EINVAL, "--cpu-isa must be auto, scalar, avx2 or avx512");
+            return inf_error_set(err, INF_EINVAL, "--cpu-isa must be auto, scalar, avx2, avxvnni or avx512");
         c->cpu_isa = v;
         (*i)++;
         return 1;

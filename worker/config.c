@@ -48,8 +48,8 @@ static const opt OPTS[] = {
      "Compute backend."},
     {"threads", 't', "INFERNO_THREADS", T_INT, F(threads), "0", 0, 1024, NULL, "N",
      "Backend threads; 0 = all cores."},
-    {"cpu-isa", 0, "INFERNO_CPU_ISA", T_ENUM, F(cpu_isa), "auto", 0, 0, "auto|scalar|avx2|avx512", "ISA",
-     "CPU kernel set: auto = the best cpuid reports (AVX-512 with VNNI, else AVX2+FMA+F16C, else "
+    {"cpu-isa", 0, "INFERNO_CPU_ISA", T_ENUM, F(cpu_isa), "auto", 0, 0, "auto|scalar|avx2|avxvnni|avx512", "ISA",
+     "CPU kernel set: auto = the best cpuid reports (AVX-512 with VNNI, else AVX-VNNI, else AVX2+FMA+F16C, else "
      "scalar); a lower one can be forced, a higher one than the CPU has is refused at start."},
     {"kv-cache-mb", 0, "INFERNO_KV_CACHE_MB", T_INT, F(kv_cache_mb), "0", 0, 1 << 20, NULL, "MB",
      "KV cache budget in MiB; 0 = backend default (256 on the CPU; on a GPU, --gpu-memory-fraction "

@@ -39,7 +39,7 @@ typedef struct wcfg {
     char *hf_token;           /* HF_TOKEN from the environment (a credential: no setting, never printed); NULL none */
     char *backend;            /* cpu | cuda | auto */
     int threads;              /* 0: all cores */
-    char *cpu_isa;            /* auto | scalar | avx2 | avx512 */
+    char *cpu_isa;            /* auto | scalar | avx2 | avxvnni | avx512 */
     int kv_cache_mb;          /* 0: backend default */
     double gpu_memory_fraction; /* (0, 1]: KV share of free GPU memory (unless kv_cache_mb) */
     int max_num_seqs;
