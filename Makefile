@@ -38,7 +38,7 @@ OPTFLAGS := -O2 -g
 endif
 
 WARN := -Wall -Wextra -Werror -Wno-unused-parameter
-CPPFLAGS += -D_GNU_SOURCE -I. -Iengine -Iqueue -Iworker -Ikernels
+CPPFLAGS += -D_GNU_SOURCE -I. -Iengine -Iqueue -Iworker -Igateway -Ikernels
 CFLAGS += -std=c11 $(OPTFLAGS) $(ARCHFLAGS) $(WARN) -fno-strict-aliasing -pthread $(EXTRA_CFLAGS)
 LDLIBS += -lpcre2-8 -lrdkafka -lhiredis -lavro -lmicrohttpd -lm -lpthread
 LDFLAGS += -pthread $(EXTRA_LDFLAGS)
@@ -82,7 +82,7 @@ endif
 
 # ---- sources ----------------------------------------------------------------
 # Files named */inferno-*.c hold a program's main(); everything else is library.
-LIB_DIRS := engine queue worker loadgen tools
+LIB_DIRS := engine queue worker loadgen tools gateway
 ALL_C := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
 PROG_SRCS := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/inferno-*.c))
 LIB_SRCS := $(filter-out $(PROG_SRCS),$(ALL_C))
