@@ -212,7 +212,7 @@ FUZZ_DEPS := engine/status.h engine/gguf.h engine/quant.h
 FUZZ_SRCS_gguf := engine/gguf.c engine/quant.c engine/status.c
 FUZZ_LIBS_gguf := -lm
 FUZZ_MAXLEN_gguf := 65536
-FUZZ_SRCS_request := queue/avro_codec.c queue/avro_canon.c queue/avro_scan.c queue/avro_request.c \
+FUZZ_SRCS_request := queue/avro_codec.c queue/avro_value.c queue/avro_canon.c queue/avro_scan.c queue/avro_request.c \
                      engine/status.c
 FUZZ_DEPS_request := fuzz/request_schemas.h queue/avro_codec.h
 FUZZ_LIBS_request := -lavro -lm

@@ -51,8 +51,29 @@ static int str_same(const char *a, const char *b) {
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
+static int same_chat(const inf_request *a, const inf_request *b) {
+    if ((a->messages != NULL) != (b->messages != NULL) || a->n_messages != b->n_messages ||
+        (a->choice != NULL) != (b->choice != NULL) || a->n_choice != b->n_choice ||
+        a->add_generation_prompt != b->add_generation_prompt || !str_same(a->tools, b->tools) ||
+        !str_same(a->chat_template_kwargs, b->chat_template_kwargs) ||
+        !str_same(a->response_format, b->response_format) || !str_same(a->grammar, b->grammar) ||
+        !str_same(a->regex, b->regex))
+        return 0;
+    for (size_t i = 0; i < a->n_messages; i++) {
+        const inf_chat_message *x = &a->messages[i], *y = &b->messages[i];
+        if (!str_same(x->role, y->role) || !str_same(x->content, y->content) || !str_same(x->name, y->name) ||
+            !str_same(x->tool_call_id, y->tool_call_id) || !str_same(x->tool_calls, y->tool_calls) ||
+            !str_same(x->reasoning_content, y->reasoning_content))
+            return 0;
+    }
+    for (size_t i = 0; i < a->n_choice; i++)
+        if (!str_same(a->choice[i], b->choice[i])) return 0;
+    return 1;
+}
+
 /* Field by field; floats bit for bit (the codec copies them exactly). */
 static int same(const inf_request *a, const inf_request *b) {
+    if (!same_chat(a, b)) return 0;
     if (strcmp(a->request_id, b->request_id) || !str_same(a->prompt, b->prompt) ||
         !str_same(a->reply_stream, b->reply_stream) ||
         (a->prompt_token_ids != NULL) != (b->prompt_token_ids != NULL) ||

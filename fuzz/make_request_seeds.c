@@ -2,7 +2,7 @@
  * input layout of fuzz_request.c (request_schemas.h). Not part of the build;
  * regenerate by hand:
  *   gcc -std=c11 -D_GNU_SOURCE -Iengine -Iqueue fuzz/make_request_seeds.c \
- *       queue/avro_codec.c queue/avro_canon.c queue/avro_scan.c queue/avro_request.c \
+ *       queue/avro_codec.c queue/avro_value.c queue/avro_canon.c queue/avro_scan.c queue/avro_request.c \
  *       engine/status.c -lavro -lm -o /tmp/make_request_seeds
  *   /tmp/make_request_seeds fuzz/corpus/request
  * Bodies in our schema come from inf_avro_encode; those of the older and
@@ -185,6 +185,23 @@ int main(int argc, char **argv) {
     free(m);
     m = encode(reg, &ids, INF_AVRO_FRAMING_SINGLE_OBJECT, &n);
     write_seed("verbatim_single_ids", (uint8_t[]){FZ_FRAME_VERBATIM}, 1, m, n);
+    free(m);
+
+    inf_request chat;
+    inf_request_init(&chat);
+    strcpy(chat.request_id, "c3");
+    inf_chat_message msgs[2] = {{"system", "Be brief.", NULL, NULL, NULL, NULL},
+                                {"assistant", NULL, "bot", "t1", "[{\"id\":\"t1\"}]", "hmm"}};
+    chat.messages = msgs;
+    chat.n_messages = 2;
+    chat.tools = "[]";
+    chat.add_generation_prompt = false;
+    chat.chat_template_kwargs = "{}";
+    char *choice[2] = {"yes", "no"};
+    chat.choice = choice;
+    chat.n_choice = 2;
+    m = encode(reg, &chat, INF_AVRO_FRAMING_BARE, &n);
+    write_seed("verbatim_bare_chat", (uint8_t[]){FZ_FRAME_VERBATIM}, 1, m, n);
     free(m);
 
     buf o = {.n = 0};

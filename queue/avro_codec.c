@@ -10,6 +10,7 @@
  * (it has no default support), so each writer gets a projected reader schema
  * without those fields; the defaults come from inf_request_init instead. */
 #include "avro_codec.h"
+#include "avro_internal.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -19,6 +20,46 @@
 /* Must describe the same schema as schemas/inference_request.avsc (docs
  * stripped); the avro suite compares their canonical forms. */
 static const char REQUEST_SCHEMA[] =
+    "{\"type\":\"record\",\"name\":\"InferenceRequest\",\"namespace\":\"inferno.v1\",\"fields\":["
+    "{\"name\":\"request_id\",\"type\":\"string\"},"
+    "{\"name\":\"prompt\",\"type\":[\"null\",\"string\"],\"default\":null},"
+    "{\"name\":\"prompt_token_ids\",\"type\":[\"null\",{\"type\":\"array\",\"items\":\"int\"}],\"default\":null},"
+    "{\"name\":\"max_tokens\",\"type\":\"int\",\"default\":256},"
+    "{\"name\":\"min_tokens\",\"type\":\"int\",\"default\":0},"
+    "{\"name\":\"temperature\",\"type\":\"float\",\"default\":1.0},"
+    "{\"name\":\"top_k\",\"type\":\"int\",\"default\":-1},"
+    "{\"name\":\"top_p\",\"type\":\"float\",\"default\":1.0},"
+    "{\"name\":\"min_p\",\"type\":\"float\",\"default\":0.0},"
+    "{\"name\":\"repetition_penalty\",\"type\":\"float\",\"default\":1.0},"
+    "{\"name\":\"presence_penalty\",\"type\":\"float\",\"default\":0.0},"
+    "{\"name\":\"frequency_penalty\",\"type\":\"float\",\"default\":0.0},"
+    "{\"name\":\"seed\",\"type\":[\"null\",\"long\"],\"default\":null},"
+    "{\"name\":\"stop\",\"type\":{\"type\":\"array\",\"items\":\"string\"},\"default\":[]},"
+    "{\"name\":\"stop_token_ids\",\"type\":{\"type\":\"array\",\"items\":\"int\"},\"default\":[]},"
+    "{\"name\":\"ignore_eos\",\"type\":\"boolean\",\"default\":false},"
+    "{\"name\":\"logprobs\",\"type\":[\"null\",\"int\"],\"default\":null},"
+    "{\"name\":\"logit_bias\",\"type\":{\"type\":\"array\",\"items\":{\"type\":\"record\",\"name\":\"LogitBias\",\"fields\":[{\"name\":\"token_id\",\"type\":\"int\"},{\"name\":\"bias\",\"type\":\"float\"}]}},\"default\":[]},"
+    "{\"name\":\"priority\",\"type\":[\"null\",\"int\"],\"default\":null},"
+    "{\"name\":\"deadline_ms\",\"type\":[\"null\",\"long\"],\"default\":null},"
+    "{\"name\":\"reply_stream\",\"type\":[\"null\",\"string\"],\"default\":null},"
+    "{\"name\":\"stream\",\"type\":\"boolean\",\"default\":true},"
+    "{\"name\":\"metadata\",\"type\":{\"type\":\"map\",\"values\":\"string\"},\"default\":{}},"
+    "{\"name\":\"messages\",\"type\":[\"null\",{\"type\":\"array\",\"items\":{\"type\":\"record\",\"name\":\"ChatMessage\",\"fields\":[{\"name\":\"role\",\"type\":\"string\"},{\"name\":\"content\",\"type\":[\"null\",\"string\"],\"default\":null},{\"name\":\"name\",\"type\":[\"null\",\"string\"],\"default\":null},{\"name\":\"tool_call_id\",\"type\":[\"null\",\"string\"],\"default\":null},{\"name\":\"tool_calls\",\"type\":[\"null\",\"string\"],\"default\":null},{\"name\":\"reasoning_content\",\"type\":[\"null\",\"string\"],\"default\":null}]}}],\"default\":null},"
+    "{\"name\":\"tools\",\"type\":[\"null\",\"string\"],\"default\":null},"
+    "{\"name\":\"add_generation_prompt\",\"type\":\"boolean\",\"default\":true},"
+    "{\"name\":\"chat_template_kwargs\",\"type\":[\"null\",\"string\"],\"default\":null},"
+    "{\"name\":\"response_format\",\"type\":[\"null\",\"string\"],\"default\":null},"
+    "{\"name\":\"grammar\",\"type\":[\"null\",\"string\"],\"default\":null},"
+    "{\"name\":\"regex\",\"type\":[\"null\",\"string\"],\"default\":null},"
+    "{\"name\":\"choice\",\"type\":[\"null\",{\"type\":\"array\",\"items\":\"string\"}],\"default\":null}"
+    "]}";
+
+/* The schema before messages and the output constraints were added (its
+ * fingerprint is schemas/README.md's "v1"). Bare messages carry no schema
+ * reference, so a bare message that does not read as the current schema is
+ * tried as this one: old producers keep working unchanged. It is also
+ * registered, so single-object messages of v1 producers resolve. */
+static const char REQUEST_SCHEMA_V1[] =
     "{\"type\":\"record\",\"name\":\"InferenceRequest\",\"namespace\":\"inferno.v1\",\"fields\":["
     "{\"name\":\"request_id\",\"type\":\"string\"},"
     "{\"name\":\"prompt\",\"type\":[\"null\",\"string\"],\"default\":null},"
@@ -72,8 +113,10 @@ struct inf_avro_registry {
     inf_avro_limits lim;
 };
 
-/* Every top-level field but request_id has a default; LogitBias fields do not. */
+/* Every top-level field but request_id has a default, and every ChatMessage
+ * field but role; LogitBias fields have none. */
 static bool has_default(const char *record, const char *field) {
+    if (strcmp(record, "inferno.v1.ChatMessage") == 0) return strcmp(field, "role") != 0;
     return strcmp(record, INF_AVRO_REQUEST_SCHEMA_NAME) == 0 && strcmp(field, "request_id") != 0;
 }
 
@@ -145,6 +188,13 @@ int inf_avro_registry_create(inf_avro_registry **out, inf_error *err) {
     reg->cap = 4;
     if ((rc = entry_make(reg, avro_schema_incref(reg->reader), &reg->e[0], err))) goto fail;
     reg->n = 1;
+    avro_schema_t v1;
+    if (avro_schema_from_json_length(REQUEST_SCHEMA_V1, strlen(REQUEST_SCHEMA_V1), &v1) != 0) {
+        rc = inf_error_set(err, INF_EFORMAT, "built-in v1 request schema did not parse: %s", avro_strerror());
+        goto fail;
+    }
+    if ((rc = entry_make(reg, v1, &reg->e[1], err))) goto fail;
+    reg->n = 2;
     *out = reg;
     return 0;
 fail:
@@ -300,9 +350,9 @@ int inf_avro_frame(inf_avro_framing framing, int32_t confluent_id, uint64_t fing
     return 0;
 }
 
-/* avro value <-> inf_request, defined at the end of this file. */
-static int extract(avro_value_t *rv, inf_request *out, inf_error *err);
-static int fill(avro_value_t *v, const inf_request *req, inf_error *err);
+
+static int read_with(const inf_avro_registry *reg, const reg_entry *e, const uint8_t *body, size_t body_len,
+                     inf_request *out, inf_avro_meta *meta, inf_error *err);
 
 int inf_avro_decode(const inf_avro_registry *reg, const void *buf, size_t len, inf_request *out,
                     inf_avro_meta *meta, inf_error *err) {
@@ -343,13 +393,47 @@ int inf_avro_decode(const inf_avro_registry *reg, const void *buf, size_t len, i
     } else {
         meta->framing = INF_AVRO_FRAMING_BARE;
     }
-    meta->fingerprint = e->fp;
     const uint8_t *body = b + hdr;
     size_t body_len = len - hdr;
+    int rc = read_with(reg, e, body, body_len, out, meta, err);
+    if (rc && meta->framing == INF_AVRO_FRAMING_BARE) {
+        /* A bare message names no schema: one of a v1 producer does not read
+         * as the current schema (it ends before the new fields). Keep the
+         * current schema's error unless v1 reads it. */
+        inf_avro_meta m1 = *meta;
+        inf_request r1;
+        inf_request_init(&r1);
+        if (read_with(reg, &reg->e[1], body, body_len, &r1, &m1, NULL) == 0) {
+            inf_request_free(out);
+            *out = r1; /* moves ownership */
+            *meta = m1;
+            inf_error_clear(err);
+            rc = 0;
+        } else {
+            inf_request_free(&r1);
+        }
+    }
+    /* The producer's unregistered schema is the likely cause of any failure
+     * here: the reason (it ends up in the DLQ record) names the id so an
+     * operator can register it. */
+    if (rc && unknown_id)
+        inf_error_wrap(err, rc, "unknown Confluent schema id %" PRId32 " (read with the current schema)",
+                       meta->schema_id);
+    if (rc) {
+        if (err && out->request_id[0] && inf_request_id_valid(out->request_id) && !strstr(err->msg, out->request_id))
+            inf_error_wrap(err, rc, "request %s", out->request_id);
+        inf_request_free(out);
+    }
+    return rc;
+}
 
+/* Scans, reads and validates body as written with entry e's schema. */
+static int read_with(const inf_avro_registry *reg, const reg_entry *e, const uint8_t *body, size_t body_len,
+                     inf_request *out, inf_avro_meta *meta, inf_error *err) {
+    meta->fingerprint = e->fp;
     int rc = inf_avro_scan(e->writer, body, body_len, &reg->lim, meta->request_id, err);
     if (!inf_request_id_valid(meta->request_id)) meta->request_id[0] = '\0';
-    if (rc) goto finish;
+    if (rc) return rc;
 
     avro_value_t wv, rv;
     if (avro_generic_value_new(e->writer_iface, &wv) != 0)
@@ -366,24 +450,12 @@ int inf_avro_decode(const inf_avro_registry *reg, const void *buf, size_t len, i
         if (avro_value_read(rd, &wv) != 0)
             rc = inf_error_set(err, INF_EFORMAT, "malformed Avro message: %s", avro_strerror());
         else
-            rc = extract(&rv, out, err);
+            rc = inf_avro_value_to_request(&rv, out, err);
         avro_reader_free(rd);
     }
     avro_value_decref(&rv);
     avro_value_decref(&wv);
     if (!rc) rc = inf_request_validate(out, err);
-finish:
-    /* The producer's unregistered schema is the likely cause of any failure
-     * here: the reason (it ends up in the DLQ record) names the id so an
-     * operator can register it. */
-    if (rc && unknown_id)
-        inf_error_wrap(err, rc, "unknown Confluent schema id %" PRId32 " (read with the current schema)",
-                       meta->schema_id);
-    if (rc) {
-        if (err && out->request_id[0] && inf_request_id_valid(out->request_id) && !strstr(err->msg, out->request_id))
-            inf_error_wrap(err, rc, "request %s", out->request_id);
-        inf_request_free(out);
-    }
     return rc;
 }
 
@@ -395,7 +467,7 @@ int inf_avro_encode(const inf_avro_registry *reg, const inf_request *req, inf_av
     avro_value_t v;
     if (avro_generic_value_new(reg->reader_iface, &v) != 0)
         return inf_error_set(err, INF_ENOMEM, "cannot allocate an Avro value: %s", avro_strerror());
-    int rc = fill(&v, req, err);
+    int rc = inf_avro_request_to_value(&v, req, err);
     size_t size = 0;
     if (!rc && avro_value_sizeof(&v, &size) != 0)
         rc = inf_error_set(err, INF_EFORMAT, "cannot size the request: %s", avro_strerror());
@@ -411,285 +483,4 @@ int inf_avro_encode(const inf_avro_registry *reg, const inf_request *req, inf_av
     if (!rc) rc = inf_avro_frame(framing, confluent_id, reg->e[0].fp, body, size, out, out_len, err);
     free(body);
     return rc;
-}
-
-/* ---- avro value -> inf_request ---------------------------------------- */
-
-static int utf8_valid(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        size_t k;
-        uint32_t cp;
-        if (c < 0x80) { i++; continue; }
-        if (c >= 0xC2 && c <= 0xDF) { k = 1; cp = c & 0x1F; }
-        else if (c >= 0xE0 && c <= 0xEF) { k = 2; cp = c & 0x0F; }
-        else if (c >= 0xF0 && c <= 0xF4) { k = 3; cp = c & 0x07; }
-        else return 0;
-        if (n - i <= k) return 0;
-        for (size_t j = 1; j <= k; j++) {
-            if ((s[i + j] & 0xC0) != 0x80) return 0;
-            cp = (cp << 6) | (s[i + j] & 0x3F);
-        }
-        /* overlong forms, UTF-16 surrogates, beyond U+10FFFF */
-        if ((k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) || (cp >= 0xD800 && cp <= 0xDFFF) ||
-            cp > 0x10FFFF)
-            return 0;
-        i += k + 1;
-    }
-    return 1;
-}
-
-static int bad(inf_error *err, const char *field) {
-    return inf_error_set(err, INF_EFORMAT, "cannot read field %s: %s", field, avro_strerror());
-}
-
-/* Copies an Avro string (avro-c sizes include the NUL) into a new C string;
- * embedded NULs and invalid UTF-8 are rejected so C consumers stay exact. */
-static int copy_str(avro_value_t *v, const char *field, char **out, inf_error *err) {
-    const char *p = NULL;
-    size_t sz = 0;
-    if (avro_value_get_string(v, &p, &sz) != 0) return bad(err, field);
-    size_t n = (p && sz) ? sz - 1 : 0;
-    if (n && memchr(p, '\0', n))
-        return inf_error_set(err, INF_EFORMAT, "field %s contains a NUL byte", field);
-    if (n && !utf8_valid((const unsigned char *)p, n))
-        return inf_error_set(err, INF_EFORMAT, "field %s is not valid UTF-8", field);
-    char *s = malloc(n + 1);
-    if (!s) return inf_error_set(err, INF_ENOMEM, "out of memory copying field %s", field);
-    if (n) memcpy(s, p, n);
-    s[n] = '\0';
-    *out = s;
-    return 0;
-}
-
-/* 1 when the union holds a non-null branch (stored in *br), 0 for null. */
-static int opt_branch(avro_value_t *u, const char *field, avro_value_t *br, inf_error *err) {
-    if (avro_value_get_current_branch(u, br) != 0) return bad(err, field);
-    return avro_value_get_type(br) == AVRO_NULL ? 0 : 1;
-}
-
-static int copy_ints(avro_value_t *arr, const char *field, int32_t **out, size_t *n, inf_error *err) {
-    size_t cnt;
-    if (avro_value_get_size(arr, &cnt) != 0) return bad(err, field);
-    int32_t *a = malloc((cnt ? cnt : 1) * sizeof *a);
-    if (!a) return inf_error_set(err, INF_ENOMEM, "out of memory copying field %s", field);
-    for (size_t i = 0; i < cnt; i++) {
-        avro_value_t el;
-        if (avro_value_get_by_index(arr, i, &el, NULL) != 0 || avro_value_get_int(&el, &a[i]) != 0) {
-            free(a);
-            return bad(err, field);
-        }
-    }
-    *out = a;
-    *n = cnt;
-    return 0;
-}
-
-static int get_i32(avro_value_t *rec, const char *name, int32_t *dst, inf_error *err) {
-    avro_value_t f;
-    if (avro_value_get_by_name(rec, name, &f, NULL) != 0) return 0; /* keep default */
-    return avro_value_get_int(&f, dst) == 0 ? 0 : bad(err, name);
-}
-
-static int get_f32(avro_value_t *rec, const char *name, float *dst, inf_error *err) {
-    avro_value_t f;
-    if (avro_value_get_by_name(rec, name, &f, NULL) != 0) return 0;
-    return avro_value_get_float(&f, dst) == 0 ? 0 : bad(err, name);
-}
-
-static int get_bool(avro_value_t *rec, const char *name, bool *dst, inf_error *err) {
-    avro_value_t f;
-    int b;
-    if (avro_value_get_by_name(rec, name, &f, NULL) != 0) return 0;
-    if (avro_value_get_boolean(&f, &b) != 0) return bad(err, name);
-    *dst = b != 0;
-    return 0;
-}
-
-/* Optional int/long: union {null, int|long}. */
-static int get_opt_num(avro_value_t *rec, const char *name, bool *has, int32_t *i32, int64_t *i64,
-                       inf_error *err) {
-    avro_value_t f, br;
-    if (avro_value_get_by_name(rec, name, &f, NULL) != 0) return 0;
-    int r = opt_branch(&f, name, &br, err);
-    if (r <= 0) return r;
-    if ((i32 ? avro_value_get_int(&br, i32) : avro_value_get_long(&br, i64)) != 0) return bad(err, name);
-    *has = true;
-    return 0;
-}
-
-static int extract(avro_value_t *rv, inf_request *r, inf_error *err) {
-    avro_value_t f, br;
-    int rc;
-    char *s = NULL;
-    if (avro_value_get_by_name(rv, "request_id", &f, NULL) != 0) return bad(err, "request_id");
-    if ((rc = copy_str(&f, "request_id", &s, err))) return rc;
-    size_t idlen = strlen(s);
-    if (idlen > INF_REQUEST_ID_MAX) {
-        free(s);
-        return inf_error_set(err, INF_EFORMAT, "request_id must be 1-%d characters of [A-Za-z0-9._:-]",
-                             INF_REQUEST_ID_MAX);
-    }
-    memcpy(r->request_id, s, idlen + 1);
-    free(s);
-
-    if (avro_value_get_by_name(rv, "prompt", &f, NULL) == 0) {
-        if ((rc = opt_branch(&f, "prompt", &br, err)) < 0) return rc;
-        if (rc && (rc = copy_str(&br, "prompt", &r->prompt, err))) return rc;
-    }
-    if (avro_value_get_by_name(rv, "prompt_token_ids", &f, NULL) == 0) {
-        if ((rc = opt_branch(&f, "prompt_token_ids", &br, err)) < 0) return rc;
-        if (rc && (rc = copy_ints(&br, "prompt_token_ids", &r->prompt_token_ids, &r->n_prompt_token_ids, err)))
-            return rc;
-    }
-    if ((rc = get_i32(rv, "max_tokens", &r->max_tokens, err)) || (rc = get_i32(rv, "min_tokens", &r->min_tokens, err)) ||
-        (rc = get_f32(rv, "temperature", &r->temperature, err)) || (rc = get_i32(rv, "top_k", &r->top_k, err)) ||
-        (rc = get_f32(rv, "top_p", &r->top_p, err)) || (rc = get_f32(rv, "min_p", &r->min_p, err)) ||
-        (rc = get_f32(rv, "repetition_penalty", &r->repetition_penalty, err)) ||
-        (rc = get_f32(rv, "presence_penalty", &r->presence_penalty, err)) ||
-        (rc = get_f32(rv, "frequency_penalty", &r->frequency_penalty, err)) ||
-        (rc = get_opt_num(rv, "seed", &r->has_seed, NULL, &r->seed, err)) ||
-        (rc = get_bool(rv, "ignore_eos", &r->ignore_eos, err)) ||
-        (rc = get_opt_num(rv, "logprobs", &r->has_logprobs, &r->logprobs, NULL, err)) ||
-        (rc = get_opt_num(rv, "priority", &r->has_priority, &r->priority, NULL, err)) ||
-        (rc = get_opt_num(rv, "deadline_ms", &r->has_deadline_ms, NULL, &r->deadline_ms, err)) ||
-        (rc = get_bool(rv, "stream", &r->stream, err)))
-        return rc;
-
-    if (avro_value_get_by_name(rv, "stop", &f, NULL) == 0) {
-        size_t n;
-        if (avro_value_get_size(&f, &n) != 0) return bad(err, "stop");
-        if (n && !(r->stop = calloc(n, sizeof *r->stop))) return inf_error_set(err, INF_ENOMEM, "out of memory");
-        for (size_t i = 0; i < n; i++) {
-            avro_value_t el;
-            if (avro_value_get_by_index(&f, i, &el, NULL) != 0) return bad(err, "stop");
-            if ((rc = copy_str(&el, "stop", &r->stop[i], err))) return rc;
-            r->n_stop = i + 1;
-        }
-    }
-    if (avro_value_get_by_name(rv, "stop_token_ids", &f, NULL) == 0 &&
-        (rc = copy_ints(&f, "stop_token_ids", &r->stop_token_ids, &r->n_stop_token_ids, err)))
-        return rc;
-    if (avro_value_get_by_name(rv, "logit_bias", &f, NULL) == 0) {
-        size_t n;
-        if (avro_value_get_size(&f, &n) != 0) return bad(err, "logit_bias");
-        if (n && !(r->logit_bias = calloc(n, sizeof *r->logit_bias)))
-            return inf_error_set(err, INF_ENOMEM, "out of memory");
-        for (size_t i = 0; i < n; i++) {
-            avro_value_t el, x;
-            if (avro_value_get_by_index(&f, i, &el, NULL) != 0 ||
-                avro_value_get_by_name(&el, "token_id", &x, NULL) != 0 ||
-                avro_value_get_int(&x, &r->logit_bias[i].token_id) != 0 ||
-                avro_value_get_by_name(&el, "bias", &x, NULL) != 0 ||
-                avro_value_get_float(&x, &r->logit_bias[i].bias) != 0)
-                return bad(err, "logit_bias");
-            r->n_logit_bias = i + 1;
-        }
-    }
-    if (avro_value_get_by_name(rv, "reply_stream", &f, NULL) == 0) {
-        if ((rc = opt_branch(&f, "reply_stream", &br, err)) < 0) return rc;
-        if (rc && (rc = copy_str(&br, "reply_stream", &r->reply_stream, err))) return rc;
-    }
-    if (avro_value_get_by_name(rv, "metadata", &f, NULL) == 0) {
-        size_t n;
-        if (avro_value_get_size(&f, &n) != 0) return bad(err, "metadata");
-        if (n && !(r->metadata = calloc(n, sizeof *r->metadata)))
-            return inf_error_set(err, INF_ENOMEM, "out of memory");
-        for (size_t i = 0; i < n; i++) {
-            avro_value_t el;
-            const char *key = NULL;
-            if (avro_value_get_by_index(&f, i, &el, &key) != 0 || !key) return bad(err, "metadata");
-            r->n_metadata = i + 1;
-            if (!(r->metadata[i].key = strdup(key))) return inf_error_set(err, INF_ENOMEM, "out of memory");
-            if (!utf8_valid((const unsigned char *)key, strlen(key)))
-                return inf_error_set(err, INF_EFORMAT, "a metadata key is not valid UTF-8");
-            if ((rc = copy_str(&el, "metadata", &r->metadata[i].value, err))) return rc;
-        }
-    }
-    return 0;
-}
-
-/* ---- inf_request -> avro value ---------------------------------------- */
-
-static int fbad(inf_error *err, const char *field) {
-    return inf_error_set(err, INF_EFORMAT, "cannot set field %s: %s", field, avro_strerror());
-}
-
-/* Selects the union branch of field `name` (0 = null, 1 = value). */
-static int set_opt(avro_value_t *rec, const char *name, bool present, avro_value_t *br, inf_error *err) {
-    avro_value_t f;
-    if (avro_value_get_by_name(rec, name, &f, NULL) != 0 || avro_value_set_branch(&f, present ? 1 : 0, br) != 0 ||
-        (!present && avro_value_set_null(br) != 0))
-        return fbad(err, name);
-    return 0;
-}
-
-static int set_ints(avro_value_t *arr, const char *name, const int32_t *a, size_t n, inf_error *err) {
-    for (size_t i = 0; i < n; i++) {
-        avro_value_t el;
-        if (avro_value_append(arr, &el, NULL) != 0 || avro_value_set_int(&el, a[i]) != 0) return fbad(err, name);
-    }
-    return 0;
-}
-
-static int fill(avro_value_t *v, const inf_request *r, inf_error *err) {
-    avro_value_t f, br;
-    int rc;
-#define FIELD(name) if (avro_value_get_by_name(v, name, &f, NULL) != 0) return fbad(err, name)
-#define SET(name, call) do { FIELD(name); if ((call) != 0) return fbad(err, name); } while (0)
-    SET("request_id", avro_value_set_string(&f, r->request_id));
-    if ((rc = set_opt(v, "prompt", r->prompt != NULL, &br, err))) return rc;
-    if (r->prompt && avro_value_set_string(&br, r->prompt) != 0) return fbad(err, "prompt");
-    if ((rc = set_opt(v, "prompt_token_ids", r->prompt_token_ids != NULL, &br, err))) return rc;
-    if (r->prompt_token_ids &&
-        (rc = set_ints(&br, "prompt_token_ids", r->prompt_token_ids, r->n_prompt_token_ids, err)))
-        return rc;
-    SET("max_tokens", avro_value_set_int(&f, r->max_tokens));
-    SET("min_tokens", avro_value_set_int(&f, r->min_tokens));
-    SET("temperature", avro_value_set_float(&f, r->temperature));
-    SET("top_k", avro_value_set_int(&f, r->top_k));
-    SET("top_p", avro_value_set_float(&f, r->top_p));
-    SET("min_p", avro_value_set_float(&f, r->min_p));
-    SET("repetition_penalty", avro_value_set_float(&f, r->repetition_penalty));
-    SET("presence_penalty", avro_value_set_float(&f, r->presence_penalty));
-    SET("frequency_penalty", avro_value_set_float(&f, r->frequency_penalty));
-    if ((rc = set_opt(v, "seed", r->has_seed, &br, err))) return rc;
-    if (r->has_seed && avro_value_set_long(&br, r->seed) != 0) return fbad(err, "seed");
-    FIELD("stop");
-    for (size_t i = 0; i < r->n_stop; i++) {
-        avro_value_t el;
-        if (avro_value_append(&f, &el, NULL) != 0 || avro_value_set_string(&el, r->stop[i]) != 0)
-            return fbad(err, "stop");
-    }
-    FIELD("stop_token_ids");
-    if ((rc = set_ints(&f, "stop_token_ids", r->stop_token_ids, r->n_stop_token_ids, err))) return rc;
-    SET("ignore_eos", avro_value_set_boolean(&f, r->ignore_eos));
-    if ((rc = set_opt(v, "logprobs", r->has_logprobs, &br, err))) return rc;
-    if (r->has_logprobs && avro_value_set_int(&br, r->logprobs) != 0) return fbad(err, "logprobs");
-    FIELD("logit_bias");
-    for (size_t i = 0; i < r->n_logit_bias; i++) {
-        avro_value_t el, x;
-        if (avro_value_append(&f, &el, NULL) != 0 || avro_value_get_by_name(&el, "token_id", &x, NULL) != 0 ||
-            avro_value_set_int(&x, r->logit_bias[i].token_id) != 0 ||
-            avro_value_get_by_name(&el, "bias", &x, NULL) != 0 || avro_value_set_float(&x, r->logit_bias[i].bias) != 0)
-            return fbad(err, "logit_bias");
-    }
-    if ((rc = set_opt(v, "priority", r->has_priority, &br, err))) return rc;
-    if (r->has_priority && avro_value_set_int(&br, r->priority) != 0) return fbad(err, "priority");
-    if ((rc = set_opt(v, "deadline_ms", r->has_deadline_ms, &br, err))) return rc;
-    if (r->has_deadline_ms && avro_value_set_long(&br, r->deadline_ms) != 0) return fbad(err, "deadline_ms");
-    if ((rc = set_opt(v, "reply_stream", r->reply_stream != NULL, &br, err))) return rc;
-    if (r->reply_stream && avro_value_set_string(&br, r->reply_stream) != 0) return fbad(err, "reply_stream");
-    SET("stream", avro_value_set_boolean(&f, r->stream));
-    FIELD("metadata");
-    for (size_t i = 0; i < r->n_metadata; i++) {
-        avro_value_t el;
-        if (avro_value_add(&f, r->metadata[i].key, &el, NULL, NULL) != 0 ||
-            avro_value_set_string(&el, r->metadata[i].value) != 0)
-            return fbad(err, "metadata");
-    }
-#undef SET
-#undef FIELD
-    return 0;
 }

@@ -43,6 +43,17 @@ typedef struct inf_kv {
     char *value;
 } inf_kv;
 
+/* One conversation turn (field messages). NULL = absent; role is never NULL
+ * in a decoded request. tool_calls is JSON text, not parsed here. */
+typedef struct inf_chat_message {
+    char *role;
+    char *content;
+    char *name;
+    char *tool_call_id;
+    char *tool_calls;
+    char *reasoning_content;
+} inf_chat_message;
+
 /* A decoded request. Every pointer is owned by the struct and released by
  * inf_request_free. Optional Avro unions are "has_x + x" pairs (or NULL
  * pointers for strings/arrays). */
@@ -79,6 +90,19 @@ typedef struct inf_request {
     bool stream;                  /* true */
     inf_kv *metadata;
     size_t n_metadata;
+    /* Chat requests: a conversation for the model's chat template. */
+    inf_chat_message *messages;   /* NULL unless messages were given */
+    size_t n_messages;
+    char *tools;                  /* JSON text of the OpenAI tools array, or NULL */
+    bool add_generation_prompt;   /* true */
+    char *chat_template_kwargs;   /* JSON object text, or NULL */
+    /* Constraints on the output; at most one is set. The JSON text of
+     * response_format is not parsed here: its consumer checks it. */
+    char *response_format;        /* OpenAI shape, or NULL */
+    char *grammar;                /* GBNF, or NULL */
+    char *regex;                  /* or NULL */
+    char **choice;                /* NULL unless given; then n_choice >= 1 */
+    size_t n_choice;
 } inf_request;
 
 typedef enum inf_avro_framing {
@@ -123,7 +147,8 @@ void inf_request_free(inf_request *req);
 bool inf_request_id_valid(const char *s);
 
 /* Checks the semantic rules of the contract (valid request_id, exactly one
- * of prompt/prompt_token_ids, value ranges in docs/protocol.md). Returns 0,
+ * of prompt/prompt_token_ids/messages, at most one output constraint,
+ * value ranges in docs/protocol.md). Returns 0,
  * INF_EFORMAT (structure) or INF_ERANGE (a parameter out of range). */
 int inf_request_validate(const inf_request *req, inf_error *err);
 

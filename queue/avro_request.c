@@ -21,6 +21,7 @@ void inf_request_init(inf_request *req) {
     req->frequency_penalty = 0.0f;
     req->ignore_eos = false;
     req->stream = true;
+    req->add_generation_prompt = true;
 }
 
 void inf_request_free(inf_request *req) {
@@ -37,6 +38,23 @@ void inf_request_free(inf_request *req) {
         free(req->metadata[i].value);
     }
     free(req->metadata);
+    for (size_t i = 0; i < req->n_messages; i++) {
+        inf_chat_message *m = &req->messages[i];
+        free(m->role);
+        free(m->content);
+        free(m->name);
+        free(m->tool_call_id);
+        free(m->tool_calls);
+        free(m->reasoning_content);
+    }
+    free(req->messages);
+    free(req->tools);
+    free(req->chat_template_kwargs);
+    free(req->response_format);
+    free(req->grammar);
+    free(req->regex);
+    for (size_t i = 0; i < req->n_choice; i++) free(req->choice[i]);
+    free(req->choice);
     inf_request_init(req);
 }
 
@@ -61,11 +79,25 @@ int inf_request_validate(const inf_request *r, inf_error *err) {
         return inf_error_set(err, INF_EFORMAT,
                              "request_id must be 1-%d characters of [A-Za-z0-9._:-]",
                              INF_REQUEST_ID_MAX);
-    if ((r->prompt != NULL) == (r->prompt_token_ids != NULL))
-        return inf_error_set(err, INF_EFORMAT,
-                             r->prompt ? "request %s sets both prompt and prompt_token_ids"
-                                       : "request %s sets neither prompt nor prompt_token_ids",
+    int n_inputs = (r->prompt != NULL) + (r->prompt_token_ids != NULL) + (r->messages != NULL);
+    if (n_inputs == 0)
+        return inf_error_set(err, INF_EFORMAT, "request %s sets none of prompt, prompt_token_ids and messages",
                              r->request_id);
+    if (n_inputs > 1)
+        return inf_error_set(err, INF_EFORMAT,
+                             "request %s sets more than one of prompt, prompt_token_ids and messages", r->request_id);
+    if (r->messages && r->n_messages == 0)
+        return inf_error_set(err, INF_EFORMAT, "request %s has an empty messages array", r->request_id);
+    for (size_t i = 0; i < r->n_messages; i++)
+        if (!r->messages[i].role || !r->messages[i].role[0])
+            return inf_error_set(err, INF_EFORMAT, "request %s: messages[%zu] has an empty role", r->request_id, i);
+    int n_constraints = (r->response_format != NULL) + (r->grammar != NULL) + (r->regex != NULL) + (r->choice != NULL);
+    if (n_constraints > 1)
+        return inf_error_set(err, INF_EFORMAT,
+                             "request %s sets more than one of response_format, grammar, regex and choice",
+                             r->request_id);
+    if (r->choice && r->n_choice == 0)
+        return inf_error_set(err, INF_EFORMAT, "request %s has an empty choice array", r->request_id);
     if (r->prompt_token_ids && r->n_prompt_token_ids == 0)
         return inf_error_set(err, INF_EFORMAT, "request %s has an empty prompt_token_ids", r->request_id);
     for (size_t i = 0; i < r->n_prompt_token_ids; i++)

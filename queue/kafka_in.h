@@ -117,6 +117,9 @@ typedef struct kin_msg {
     size_t value_len;
     /* Added: */
     int64_t timestamp_ms; /* record timestamp, -1 if unknown */
+    /* The caller's, never read or written by kin (NULL at kin_poll): handed
+     * back with the message in DLQ acknowledgements (kin_poll_dlq_acks). */
+    void *user;
 } kin_msg;
 
 /* Waits up to timeout_ms (0: no wait) for a request. Returns 0 with *out set

@@ -12,11 +12,12 @@
 #include "avro_codec.h"
 #include "testutil.h"
 
-#define SCHEMA_FILE "schemas/inference_request.avsc"
+#include "test_avro.h"
+
 #define PCF_FILE "schemas/inference_request.pcf.json"
 
 /* A python3 that can import avro (the pyenv one on PATH may not). */
-static const char *avro_python(void) {
+const char *ta_python(void) {
     static const char *found;
     static int probed;
     if (probed) return found;
@@ -32,8 +33,8 @@ static const char *avro_python(void) {
 }
 
 /* Runs python -c script args..., returns its stdout (caller frees) or NULL. */
-static char *py(const char *script, const char *a1, const char *a2, const char *a3) {
-    const char *p = avro_python();
+char *ta_py(const char *script, const char *a1, const char *a2, const char *a3) {
+    const char *p = ta_python();
     if (!p) return NULL;
     char *argv[] = {(char *)p, "-c", (char *)script, (char *)a1, (char *)a2, (char *)a3, NULL};
     char *out = NULL;
@@ -46,7 +47,7 @@ static char *py(const char *script, const char *a1, const char *a2, const char *
     return out;
 }
 
-static uint8_t *unhex(const char *s, size_t *n) {
+uint8_t *ta_unhex(const char *s, size_t *n) {
     size_t len = 0;
     while (s[len] && s[len] != '\n') len++;
     uint8_t *b = malloc(len / 2 + 1);
@@ -59,7 +60,7 @@ static uint8_t *unhex(const char *s, size_t *n) {
     return b;
 }
 
-static inf_avro_registry *new_reg(void) {
+inf_avro_registry *ta_new_reg(void) {
     inf_avro_registry *reg = NULL;
     inf_error err = {0};
     int rc = inf_avro_registry_create(&reg, &err);
@@ -110,6 +111,10 @@ static void fill_full(inf_request *r) {
     r->metadata = calloc(2, sizeof *r->metadata);
     r->metadata[0] = (inf_kv){strdup("tenant"), strdup("acme")};
     r->metadata[1] = (inf_kv){strdup("trace"), strdup("")};
+    r->tools = strdup("[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]");
+    r->add_generation_prompt = false;
+    r->chat_template_kwargs = strdup("{\"enable_thinking\":false}");
+    r->regex = strdup("[a-z]+ \\d{2}");
 }
 
 static int str_eq(const char *a, const char *b) {
@@ -161,7 +166,7 @@ static const char *req_diff(const inf_request *a, const inf_request *b) {
     if (a->n_metadata != b->n_metadata) return "metadata";
     for (size_t i = 0; i < a->n_metadata; i++)
         if (!str_eq(a->metadata[i].value, kv_get(b, a->metadata[i].key))) return "metadata";
-    return NULL;
+    return ta_diff_chat(a, b);
 }
 
 static void assert_same(const inf_request *a, const inf_request *b) {
@@ -209,7 +214,7 @@ static void check_canon_vs_python(const char *schema_json) {
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
     fputs(schema_json, f);
     fclose(f);
-    char *out = py(PY_CANON, path, NULL, NULL);
+    char *out = ta_py(PY_CANON, path, NULL, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(out);
     unsigned long long pyfp = strtoull(out, NULL, 10);
     char *pycanon = strchr(out, '\n') + 1;
@@ -226,7 +231,7 @@ static void check_canon_vs_python(const char *schema_json) {
 }
 
 static void test_canonical_form(void) {
-    if (!avro_python()) {
+    if (!ta_python()) {
         tu_skip("no python3 with the avro module (python3-avro); set INFERNO_PYTHON");
         return;
     }
@@ -261,7 +266,7 @@ static void test_canonical_form(void) {
     CU_ASSERT_EQUAL(inf_avro_schema_fingerprint(inf_avro_request_schema_json(), &b, &fb, NULL), 0);
     CU_ASSERT_STRING_EQUAL(a, pcf_file);
     CU_ASSERT_STRING_EQUAL(b, pcf_file);
-    inf_avro_registry *reg = new_reg();
+    inf_avro_registry *reg = ta_new_reg();
     CU_ASSERT_EQUAL(inf_avro_registry_reader_fingerprint(reg), fa);
     inf_avro_registry_free(reg);
     free(a);
@@ -273,7 +278,7 @@ static void test_canonical_form(void) {
 /* ---- round trips ---------------------------------------------------------- */
 
 static void test_round_trip(void) {
-    inf_avro_registry *reg = new_reg();
+    inf_avro_registry *reg = ta_new_reg();
     inf_request in, out;
     fill_full(&in);
     inf_avro_framing fr[] = {INF_AVRO_FRAMING_BARE, INF_AVRO_FRAMING_CONFLUENT, INF_AVRO_FRAMING_SINGLE_OBJECT};
@@ -345,12 +350,12 @@ static const char PY_EVOLVE[] =
 /* Decodes a python-written message (writer schema registered under id 7 and
  * by fingerprint) in both framings and compares with python's resolution. */
 static void check_evolution(const char *writer_schema, const char *datum_json, void (*extra)(const inf_request *)) {
-    char *out = py(PY_EVOLVE, SCHEMA_FILE, writer_schema, datum_json);
+    char *out = ta_py(PY_EVOLVE, SCHEMA_FILE, writer_schema, datum_json);
     CU_ASSERT_PTR_NOT_NULL_FATAL(out);
     size_t raw_len, res_len;
-    uint8_t *raw = unhex(out, &raw_len);
-    uint8_t *res = unhex(strchr(out, '\n') + 1, &res_len);
-    inf_avro_registry *reg = new_reg();
+    uint8_t *raw = ta_unhex(out, &raw_len);
+    uint8_t *res = ta_unhex(strchr(out, '\n') + 1, &res_len);
+    inf_avro_registry *reg = ta_new_reg();
     inf_error err = {0};
     uint64_t fp = 0;
     int rc = inf_avro_registry_add(reg, writer_schema, 7, &fp, &err);
@@ -394,7 +399,7 @@ static void extra_old(const inf_request *r) {
 }
 
 static void test_evolution(void) {
-    if (!avro_python()) {
+    if (!ta_python()) {
         tu_skip("no python3 with the avro module (python3-avro); set INFERNO_PYTHON");
         return;
     }
@@ -427,7 +432,7 @@ static void test_evolution(void) {
         NULL);
 
     /* Incompatible writers are refused at registration with a reason. */
-    inf_avro_registry *reg = new_reg();
+    inf_avro_registry *reg = ta_new_reg();
     inf_error err = {0};
     CU_ASSERT_EQUAL(inf_avro_registry_add(reg,
                                           "{\"type\":\"record\",\"name\":\"InferenceRequest\",\"namespace\":\"inferno.v1\","
@@ -482,7 +487,7 @@ static void test_evolution(void) {
 /* python3-avro writes with our own schema; decoding it checks our reader
  * against an independent encoder (not just against our own encoder). */
 static void test_python_encoded(void) {
-    if (!avro_python()) {
+    if (!ta_python()) {
         tu_skip("no python3 with the avro module (python3-avro); set INFERNO_PYTHON");
         return;
     }
@@ -495,12 +500,14 @@ static void test_python_encoded(void) {
         "\"repetition_penalty\":1.25,\"presence_penalty\":0.5,\"frequency_penalty\":-0.25,\"seed\":42,"
         "\"stop\":[\"a\",\"bc\"],\"stop_token_ids\":[7,8,9],\"ignore_eos\":true,\"logprobs\":3,"
         "\"logit_bias\":[{\"token_id\":11,\"bias\":-2.0}],\"priority\":1,\"deadline_ms\":1800000000000,"
-        "\"reply_stream\":\"rs\",\"stream\":false,\"metadata\":{\"x\":\"y\"}}";
-    char *out = py(PY_EVOLVE, SCHEMA_FILE, avsc, datum);
+        "\"reply_stream\":\"rs\",\"stream\":false,\"metadata\":{\"x\":\"y\"},\"messages\":null,"
+        "\"tools\":\"[]\",\"add_generation_prompt\":false,\"chat_template_kwargs\":null,"
+        "\"response_format\":null,\"grammar\":\"root ::= \\\"a\\\"\",\"regex\":null,\"choice\":null}";
+    char *out = ta_py(PY_EVOLVE, SCHEMA_FILE, avsc, datum);
     CU_ASSERT_PTR_NOT_NULL_FATAL(out);
     size_t len;
-    uint8_t *raw = unhex(out, &len);
-    inf_avro_registry *reg = new_reg();
+    uint8_t *raw = ta_unhex(out, &len);
+    inf_avro_registry *reg = ta_new_reg();
     inf_request r;
     inf_error err = {0};
     int rc = inf_avro_decode(reg, raw, len, &r, NULL, &err);
@@ -529,6 +536,11 @@ static void test_python_encoded(void) {
     CU_ASSERT_STRING_EQUAL(r.reply_stream, "rs");
     CU_ASSERT_FALSE(r.stream);
     CU_ASSERT_TRUE(r.n_metadata == 1 && str_eq(kv_get(&r, "x"), "y"));
+    CU_ASSERT_PTR_NULL(r.messages);
+    CU_ASSERT_TRUE(str_eq(r.tools, "[]"));
+    CU_ASSERT_FALSE(r.add_generation_prompt);
+    CU_ASSERT_TRUE(str_eq(r.grammar, "root ::= \"a\""));
+    CU_ASSERT_PTR_NULL(r.choice);
     /* Our encoder writes the same bytes python does. */
     uint8_t *mine;
     size_t mlen;
@@ -552,9 +564,16 @@ static int decode_rc(inf_avro_registry *reg, const uint8_t *b, size_t n, inf_avr
 }
 
 static void test_truncation(void) {
-    inf_avro_registry *reg = new_reg();
+    inf_avro_registry *reg = ta_new_reg();
     inf_request in;
     fill_full(&in);
+    int n_v1 = 0;
+    uint64_t v1_fp = 0;
+    size_t n;
+    char *v1 = tu_read_file(SCHEMA_V1_FILE, &n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v1);
+    CU_ASSERT_EQUAL(inf_avro_schema_fingerprint(v1, NULL, &v1_fp, NULL), 0);
+    free(v1);
     inf_avro_framing fr[] = {INF_AVRO_FRAMING_BARE, INF_AVRO_FRAMING_CONFLUENT, INF_AVRO_FRAMING_SINGLE_OBJECT};
     for (int i = 0; i < 3; i++) {
         uint8_t *buf;
@@ -566,9 +585,25 @@ static void test_truncation(void) {
             memcpy(p, buf, cut);
             inf_error err = {0};
             inf_avro_meta meta;
-            int rc = decode_rc(reg, p, cut, &meta, &err);
-            CU_ASSERT_EQUAL(rc, INF_EFORMAT);
-            CU_ASSERT(err.msg[0] != '\0');
+            inf_request got;
+            int rc = inf_avro_decode(reg, p, cut, &got, &meta, &err);
+            if (rc == 0 && fr[i] == INF_AVRO_FRAMING_BARE) {
+                /* The one exception: a bare message cut where the v1
+                 * schema's fields end is a complete v1 message (bare
+                 * messages name no schema; docs/protocol.md), and it must
+                 * read as the request without the newer fields. */
+                inf_request v1 = in;
+                v1.messages = NULL, v1.n_messages = 0, v1.tools = NULL, v1.add_generation_prompt = true;
+                v1.chat_template_kwargs = v1.response_format = v1.grammar = v1.regex = NULL;
+                v1.choice = NULL, v1.n_choice = 0;
+                assert_same(&v1, &got);
+                CU_ASSERT_EQUAL(meta.fingerprint, v1_fp);
+                n_v1++;
+            } else {
+                CU_ASSERT_EQUAL(rc, INF_EFORMAT);
+                CU_ASSERT(err.msg[0] != '\0');
+            }
+            inf_request_free(&got);
             /* Once the request_id is complete, errors name it. */
             size_t hdr = fr[i] == INF_AVRO_FRAMING_BARE ? 0 : fr[i] == INF_AVRO_FRAMING_CONFLUENT ? 5 : 10;
             if (cut > hdr + 1 + strlen(in.request_id)) CU_ASSERT_STRING_EQUAL(meta.request_id, in.request_id);
@@ -582,6 +617,7 @@ static void test_truncation(void) {
         free(p);
         free(buf);
     }
+    CU_ASSERT_EQUAL(n_v1, 1);
     inf_request_free(&in);
     inf_avro_registry_free(reg);
 }
@@ -599,7 +635,7 @@ static size_t prefix_x_prompt(uint8_t *b) {
 }
 
 static void test_malformed(void) {
-    inf_avro_registry *reg = new_reg();
+    inf_avro_registry *reg = ta_new_reg();
     inf_error err;
     inf_avro_meta meta;
     uint8_t b[64];
@@ -754,7 +790,7 @@ static void test_malformed(void) {
         CU_ASSERT_EQUAL(decode_rc(reg, buf, len, &meta, &err), INF_EFORMAT);
         CU_ASSERT_STRING_EQUAL(meta.request_id, "pp-1");
         CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "pp-1"));
-        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, both ? "both" : "neither"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, both ? "more than one of" : "none of"));
         free(buf);
         inf_request_free(&r);
     }
@@ -776,7 +812,7 @@ static void test_malformed(void) {
         inf_request_free(&r);
     }
     /* A prompt holding a NUL byte; a boolean byte that is not 0/1 (stream
-     * is the byte before the empty metadata map). */
+     * is the tenth byte from the end). */
     inf_request_init(&r);
     strcpy(r.request_id, "x");
     r.prompt = strdup("p");
@@ -787,8 +823,11 @@ static void test_malformed(void) {
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "NUL"));
     buf[4] = 'p';
     CU_ASSERT_EQUAL(decode_rc(reg, buf, len, NULL, &err), 0);
-    CU_ASSERT_EQUAL(buf[len - 2], 1);
-    buf[len - 2] = 2;
+    /* stream, the empty metadata map, then 8 bytes of the chat and
+     * constraint fields at their defaults (add_generation_prompt true = 1) */
+    CU_ASSERT_EQUAL(buf[len - 10], 1);
+    CU_ASSERT_EQUAL(buf[len - 6], 1);
+    buf[len - 10] = 2;
     CU_ASSERT_EQUAL(decode_rc(reg, buf, len, NULL, &err), INF_EFORMAT);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "boolean"));
     free(buf);
@@ -800,7 +839,7 @@ static void test_malformed(void) {
  * crash, leak or out-of-bounds read (run under ASan). A request that does
  * decode must re-encode. */
 static void test_corruption(void) {
-    inf_avro_registry *reg = new_reg();
+    inf_avro_registry *reg = ta_new_reg();
     inf_request in;
     fill_full(&in);
     uint8_t *buf;

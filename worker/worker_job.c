@@ -105,6 +105,11 @@ static wemit *wemit_copy(const wemit *s) {
     return e;
 }
 
+/* Acknowledgements (Redis final entries, DLQ copies) name their job by its
+ * serial, never by its address: a job freed meanwhile could have its address
+ * reused by a new job, which an address scan would then credit. */
+static void *ack_ctx(const wjob *j) { return (void *)(uintptr_t)j->serial; }
+
 /* A send failed for good (not INF_EFULL): the entry cannot be written, so a
  * final entry's acknowledgement is given now - otherwise its Kafka offset
  * would never commit and the message would block its partition forever. */
@@ -167,7 +172,7 @@ void wk_backlog_free(struct worker *w) {
 static void emit_error(struct worker *w, wjob *j, const char *code, const char *message) {
     j->final_queued_ms = wk_mono_ms_f();
     wemit e = {.type = EM_ERROR, .stream = j->stream, .request_id = j->id, .code = (char *)code,
-               .message = (char *)message, .ack = j};
+               .message = (char *)message, .ack = ack_ctx(j)};
     emit(w, &e);
 }
 
@@ -178,6 +183,7 @@ static wjob *job_new(struct worker *w, kin_msg *m) {
     if (!j) return NULL;
     j->msg = m;
     j->serial = ++w->next_serial;
+    m->user = ack_ctx(j);
     j->received_ms = wk_now_ms();
     inf_request_init(&j->req);
     j->prev = w->jobs_tail;
@@ -319,7 +325,7 @@ static void reject_checked(struct worker *w, wjob *j, const rds_check_result *re
         j->final_queued_ms = wk_mono_ms_f();
         const char *msg = j->dlq_reason + strlen(j->err_code) + 2;
         wemit e = {.type = EM_ERROR, .stream = j->stream, .request_id = j->id, .code = j->err_code,
-                   .message = (char *)msg, .ack = j};
+                   .message = (char *)msg, .ack = ack_ctx(j)};
         emit(w, &e);
         return;
     }
@@ -342,8 +348,8 @@ void wk_on_dlq_ack(struct worker *w, kin_msg *m) {
     size_t sent = 0;
     const char *why = NULL;
     kin_dlq_outcome out = kin_dlq_result(m, &sent, &why);
-    wjob *j = w->jobs_head;
-    while (j && j->msg != m) j = j->next;
+    wjob *j = job_by_serial(w, (uint64_t)(uintptr_t)m->user);
+    if (j && j->msg != m) j = NULL;
     const char *id = j && j->id[0] ? j->id : NULL;
     /* Either way the message is done: a copy that can never be delivered
      * must not hold its partition's commit (and a drain) forever. */
@@ -361,16 +367,13 @@ void wk_on_dlq_ack(struct worker *w, kin_msg *m) {
 }
 
 void wk_on_redis_ack(struct worker *w, void *ctx) {
-    wjob *j = ctx;
-    for (wjob *k = w->jobs_head; k; k = k->next)
-        if (k == j) {
-            if (j->final_queued_ms > 0) {
-                wm_observe_publish(w->metrics, wk_mono_ms_f() - j->final_queued_ms);
-                j->final_queued_ms = 0;
-            }
-            if (--j->waits <= 0) job_finish(w, j);
-            return;
-        }
+    wjob *j = job_by_serial(w, (uint64_t)(uintptr_t)ctx);
+    if (!j) return;
+    if (j->final_queued_ms > 0) {
+        wm_observe_publish(w->metrics, wk_mono_ms_f() - j->final_queued_ms);
+        j->final_queued_ms = 0;
+    }
+    if (--j->waits <= 0) job_finish(w, j);
 }
 
 /* j's final entry was dropped: its stream was claimed by another request
@@ -378,9 +381,7 @@ void wk_on_redis_ack(struct worker *w, void *ctx) {
  * answer was written. The message goes to the DLQ, with an error on j's
  * default stream where that is another stream. */
 void wk_on_redis_refused(struct worker *w, void *ctx) {
-    wjob *j = NULL;
-    for (wjob *k = w->jobs_head; k && !j; k = k->next)
-        if (k == ctx) j = k;
+    wjob *j = job_by_serial(w, (uint64_t)(uintptr_t)ctx);
     if (!j) return;
     j->waits--;
     if (j->state == WJ_BAD) { /* its error entry met a claimed stream: DLQ only */
@@ -598,7 +599,7 @@ static void emit_done(struct worker *w, wjob *j, const char *reason, const engin
                .pt = u ? u->prompt_tokens : j->prompt_tokens, .ct = u ? u->completion_tokens : 0,
                .cached = u ? u->cached_tokens : 0, .q_ms = t ? t->queue_ms : -1, .ttft_ms = t ? t->ttft_ms : -1,
                .e2e_ms = t ? t->e2e_ms : (double)(wk_now_ms() - j->received_ms), .meta = j->metadata_json,
-               .ack = j};
+               .ack = ack_ctx(j)};
     job_set_state(w, j, WJ_FINAL_SENT);
     j->waits = 1;
     j->final_queued_ms = wk_mono_ms_f();
@@ -617,6 +618,17 @@ static void admit_one(struct worker *w, wjob *j) {
     const inf_request *r = &j->req;
     int32_t *ids = NULL;
     size_t n_ids = 0;
+    /* Placeholders until chat templates and constrained decoding reach the
+     * worker: a clear refusal, never a silently ignored field. */
+    if (r->messages) {
+        job_reject(w, j, "invalid_request", "chat requests (messages) are not supported by this worker yet");
+        return;
+    }
+    if (r->response_format || r->grammar || r->regex || r->choice) {
+        job_reject(w, j, "invalid_request",
+                   "output constraints (response_format, grammar, regex, choice) are not supported by this worker yet");
+        return;
+    }
     if (r->prompt_token_ids) {
         n_ids = r->n_prompt_token_ids;
     } else if (tok_encode(engine_tokenizer(w->eng), r->prompt, strlen(r->prompt), 1, 0, &ids, &n_ids, &err) != 0) {
