@@ -483,7 +483,10 @@ int gw_params_parse(gw_api api, const char *body, size_t len, gw_params *p, gw_a
         }
         if ((rc = get_bool(&v, "add_generation_prompt", &p->add_generation_prompt, e))) goto out;
     }
-    if (p->n * (int)(p->n_prompts ? p->n_prompts : 1) > 128)
+    if (!rc && (!!p->response_format + !!p->grammar + !!p->regex + !!p->n_choice) > 1)
+        rc = BAD("response_format", "Give at most one of response_format, guided_grammar, guided_regex, "
+                 "guided_choice.");
+    if (!rc && p->n * (int)(p->n_prompts ? p->n_prompts : 1) > 128)
         rc = BAD("n", "Invalid value for 'n': n times the number of prompts must be at most 128.");
 out:
     json_free(&v);

@@ -28,11 +28,10 @@ int gw_params_to_request(const gw_params *p, size_t prompt_index, const char *re
             else oom = 1;
             r->n_prompt_token_ids = n;
         }
-    } else {
-        if (gw_chat_to_request(p, r, err)) {
-            inf_request_free(r);
-            return err ? err->code : INF_ENOMEM;
-        }
+    }
+    if (gw_chat_to_request(p, r, err)) {
+        inf_request_free(r);
+        return INF_ENOMEM;
     }
     r->max_tokens = p->max_tokens;
     r->min_tokens = p->min_tokens;

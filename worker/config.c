@@ -36,6 +36,9 @@ static const opt OPTS[] = {
     /* model and engine */
     {"model", 'm', "INFERNO_MODEL", T_STR, F(model), NULL, 0, 0, NULL, "FILE",
      "GGUF model file to serve (required)."},
+    {"model-name", 0, "INFERNO_MODEL_NAME", T_STR, F(model_name), "", 0, 0, NULL, "NAME",
+     "Model id announced in the heartbeat's model field (what inferno-gateway lists in /v1/models and routes "
+     "by); empty = the model file's name without .gguf."},
     {"backend", 0, "INFERNO_BACKEND", T_ENUM, F(backend), "auto", 0, 0, "cpu|cuda|auto", "NAME",
      "Compute backend."},
     {"threads", 't', "INFERNO_THREADS", T_INT, F(threads), "0", 0, 1024, NULL, "N",
@@ -379,6 +382,14 @@ static int validate(wcfg *c, int need_model, inf_error *err) {
             return inf_error_set(err, INF_EINVAL, "no model: pass --model FILE (or INFERNO_MODEL)");
         if (access(c->model, R_OK) != 0)
             return inf_error_set(err, INF_EINVAL, "--model: cannot read '%s': %s", c->model, strerror(errno));
+    }
+    if (need_model && !*c->model_name) {
+        const char *b = strrchr(c->model, '/');
+        b = b ? b + 1 : c->model;
+        size_t n = strlen(b);
+        if (n > 5 && !strcmp(b + n - 5, ".gguf")) n -= 5;
+        free(c->model_name);
+        if (!(c->model_name = strndup(b, n))) return inf_error_set(err, INF_ENOMEM, "out of memory");
     }
     if (!*c->brokers) return inf_error_set(err, INF_EINVAL, "--brokers / INFERNO_BROKERS must not be empty");
     for (const char *p = c->brokers; *p; p++)

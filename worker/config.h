@@ -34,6 +34,7 @@ typedef enum wcfg_log_level {
 typedef struct wcfg {
     /* model and engine */
     char *model;
+    char *model_name;         /* announced model id; default: file name without .gguf */
     char *backend;            /* cpu | cuda | auto */
     int threads;              /* 0: all cores */
     char *cpu_isa;            /* auto | scalar | avx2 | avx512 */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "worker_internal.h"
+#include "gguf.h"
 
 #define POLL_IDLE_MS 50       /* Kafka wait when the engine is idle */
 #define POLL_BATCH 32         /* messages taken per loop round at most */
@@ -121,12 +122,11 @@ static void heartbeat(struct worker *w, int wait_ms) {
                      : 0;
     w->hb_prev_ms = now;
     w->hb_prev_tokens = st.generated_tokens;
-    const char *model = strrchr(w->cfg->model, '/');
-    model = model ? model + 1 : w->cfg->model;
     rds_worker_info info = {
+        .chat_template = w->has_chat_template,
         .id = w->cfg->worker_id,
         .host = w->host,
-        .model = model,
+        .model = w->cfg->model_name,
         .backend = w->eng ? engine_backend_name(w->eng) : w->cfg->backend,
         .device = w->eng ? engine_device(w->eng) : "",
         .status = w->status,
@@ -250,6 +250,14 @@ int worker_create(worker **out, const wcfg *cfg, inf_error *err) {
          * thousands of requests and a host short of memory fails now. */
         ec.kv_prefault = 1;
         rc = engine_open(&w->eng, &ec, cfg->model, err);
+        if (!rc) {
+            /* gateways refuse /v1/chat/completions for a model without a template */
+            gguf_file *gf = NULL;
+            if (gguf_open(&gf, cfg->model, NULL) == 0) {
+                w->has_chat_template = gguf_find_kv(gf, "tokenizer.chat_template") != NULL;
+                gguf_close(gf);
+            }
+        }
     }
     if (!rc) {
         kin_config kc = kin_config_default();
