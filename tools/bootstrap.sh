@@ -8,7 +8,8 @@ set -euo pipefail
 PKGS=(build-essential pkg-config make gcc clang
       libcunit1-dev libpcre2-dev librdkafka-dev libhiredis-dev libavro-dev libmicrohttpd-dev
       redis-server kcat python3 python3-avro python3-confluent-kafka
-      docker-compose yamllint)
+      docker-compose yamllint
+      curl)   # curl: the gateway suites and make run speak HTTP with it
 
 missing=()
 for p in "${PKGS[@]}"; do
