@@ -68,6 +68,8 @@ int gw_kafka_create(gw_kafka **out, const gw_kafka_config *cfg, inf_error *err) 
     SET("client.id", "inferno-gateway");
     /* the request reaches the queue at once; batching would add to every TTFB */
     SET("linger.ms", "0");
+    /* requests are small single messages: Nagle would hold one back for the previous one's ACK */
+    SET("socket.nagle.disable", "true");
     SET("message.timeout.ms", "30000");
     SET("log_level", "3");
     for (int i = 0; i < cfg->n_props; i++) {

@@ -21,8 +21,8 @@ typedef struct gw_kafka_config {
     int n_props;
 } gw_kafka_config;
 
-/* Creates the producer (acks=all, enable.idempotence=true, linger.ms=0
- * unless -X says otherwise; acks and enable.idempotence cannot be
+/* Creates the producer (acks=all, enable.idempotence=true, linger.ms=0 and
+ * socket.nagle.disable=true unless -X says otherwise; acks and enable.idempotence cannot be
  * overridden) and its poll thread. Does not wait for the brokers. A bad
  * property fails with INF_EINVAL naming it. */
 int gw_kafka_create(gw_kafka **out, const gw_kafka_config *cfg, inf_error *err);
