@@ -44,7 +44,7 @@ redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$w
 wait_for 10 redis-cli -p "$port" ping
 redis=redis://127.0.0.1:$port
 bin/inferno-worker --model "$model" --brokers "$brokers" --redis "$redis" --worker-id bq-worker --threads 1 \
-  --heartbeat-ms 500 --metrics-addr off --log-format plain -X fetch.wait.max.ms="$fw" >"$work/worker.log" 2>&1 & pids+=($!)
+  --heartbeat-ms 500 --metrics-addr off --log-format plain -X fetch.wait.max.ms="$fw" ${BENCH_WORKER_X:+-X "$BENCH_WORKER_X"} >"$work/worker.log" 2>&1 & pids+=($!)
 ready() { [ "$(redis-cli -p "$port" HGET inferno:worker:bq-worker status)" = ready ]; }
 wait_for 60 ready
 bin/inferno-gateway --brokers "$brokers" --redis "$redis" --listen 127.0.0.1:0 --workers-poll-ms 200 \
