@@ -5,8 +5,10 @@
 #                    the GPU suites on the CUDA emulator (quick form)
 #   make test-cuda-emu  the GPU suites on the CUDA emulator (emu/), full form
 #   make asan        the same suites under -fsanitize=address,undefined
-#   make bench       CPU benchmarks (tables on stdout); LLAMA_BIN=DIR: side by side
-#                    with a llama.cpp build of your own on the same files
+#   make bench       CPU benchmarks (tables on stdout), then the queue overhead through
+#                    the mock and the gateway's TTFB (tools/bench-queue.sh; BENCH_QUEUE=0
+#                    skips it); LLAMA_BIN=DIR: side by side with a llama.cpp build of
+#                    your own on the same files
 #   make chaos       the chaos suite's long form (CHAOS_REQUESTS=10000)
 #   make soak        memory soak: the worker's RSS over 20 rounds of 1,000 requests
 #   make fuzz        libFuzzer targets in turn: GGUF reader, request decoder, tokenizers,
@@ -39,7 +41,7 @@ OPTFLAGS := -O2 -g
 endif
 
 WARN := -Wall -Wextra -Werror -Wno-unused-parameter
-CPPFLAGS += -D_GNU_SOURCE -I. -Iengine -Iqueue -Iworker -Ikernels
+CPPFLAGS += -D_GNU_SOURCE -I. -Iengine -Iqueue -Iworker -Igateway -Ikernels
 CFLAGS += -std=c11 $(OPTFLAGS) $(ARCHFLAGS) $(WARN) -fno-strict-aliasing -pthread $(EXTRA_CFLAGS)
 LDLIBS += -lpcre2-8 -lrdkafka -lhiredis -lavro -lmicrohttpd -lcurl -lm -lpthread
 LDFLAGS += -pthread $(EXTRA_LDFLAGS)
@@ -83,7 +85,7 @@ endif
 
 # ---- sources ----------------------------------------------------------------
 # Files named */inferno-*.c hold a program's main(); everything else is library.
-LIB_DIRS := engine queue worker loadgen tools
+LIB_DIRS := engine queue worker loadgen tools gateway
 ALL_C := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
 PROG_SRCS := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/inferno-*.c))
 LIB_SRCS := $(filter-out $(PROG_SRCS),$(ALL_C))
@@ -187,6 +189,9 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 ifeq ($(strip $(LLAMA_BIN)),)
 	$(BIN)/inferno-bench $(BENCH_ARGS)
+ifneq ($(BENCH_QUEUE),0)
+	tools/bench-queue.sh
+endif
 else
 	python3 tools/bench-vs-llama.py --llama-bin $(LLAMA_BIN) --bin $(BIN) --dir $(BUILD)/bench-vs-llama \
 	  --rounds $(BENCH_ROUNDS) --threads $(BENCH_THREADS) $(BENCH_VS_ARGS)

@@ -234,6 +234,7 @@ typedef struct rds_worker_info {
     int pid, max_num_seqs, running, waiting, kv_used, kv_total;
     double tokens_per_s;
     long long done, failed, started_at_ms;
+    int chat_template;  /* added: the model carries tokenizer.chat_template (field chat_template true|false) */
 } rds_worker_info;
 
 /* HSET worker_key_prefix+id with every field of info plus last_seen (epoch

@@ -199,7 +199,8 @@ int rds_heartbeat(rds *r, const rds_worker_info *w, int ttl_s, inf_error *err) {
                           "started_at", num[9],
                           "last_seen", num[10],
                           "version", S(w->version),
-                          "topics", S(w->topics)};
+                          "topics", S(w->topics),
+                          "chat_template", w->chat_template ? "true" : "false"};
 #undef S
     char ttl[16], old[32];
     snprintf(ttl, sizeof ttl, "%d", ttl_s);

@@ -297,7 +297,8 @@ static void test_heartbeat(void) {
     CU_ASSERT_EQUAL(rds_heartbeat(r, &w, 5, NULL), 0);
     redisReply *h = tu_redis_cmd(srv, "HGETALL inferno:worker:w-hb");
     CU_ASSERT_FATAL(h && h->type == REDIS_REPLY_ARRAY);
-    CU_ASSERT_EQUAL(h->elements, 2 * 19);
+    CU_ASSERT_EQUAL(h->elements, 2 * 20); /* chat_template added */
+    CU_ASSERT_STRING_EQUAL(hget(h, "chat_template"), "false");
     CU_ASSERT_STRING_EQUAL(hget(h, "id"), "w-hb");
     CU_ASSERT_STRING_EQUAL(hget(h, "host"), "box1");
     CU_ASSERT_STRING_EQUAL(hget(h, "pid"), "4321");

@@ -9,7 +9,8 @@ set -euo pipefail
 PKGS=(build-essential pkg-config make gcc clang
       libcunit1-dev libpcre2-dev librdkafka-dev libhiredis-dev libavro-dev libmicrohttpd-dev libcurl4-openssl-dev
       redis-server kcat python3 python3-avro python3-confluent-kafka python3-jsonschema
-      docker-compose yamllint)
+      docker-compose yamllint
+      curl)   # curl: the gateway suites and make run speak HTTP with it
 
 missing=()
 for p in "${PKGS[@]}"; do

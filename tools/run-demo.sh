@@ -6,7 +6,13 @@
 #                               else a random tiny model written by bin/inferno-model
 #   4. bin/inferno-loadgen      sends a few prompts on the three priority topics and
 #                               shows the streamed answers, then a short benchmark
+#   5. bin/inferno-gateway      the OpenAI API in front of it all; the demo ends with a
+#                               curl streaming chat completion through it
 # and shows the raw reply stream and the worker's heartbeat with redis-cli.
+# The worker runs with -X fetch.wait.max.ms=5: librdkafka's mock cluster answers
+# an empty fetch only after fetch.wait.max.ms, so the worker's default of 100 ms
+# (right for real brokers, which answer as soon as data arrives) would add up to
+# 100 ms to every request here.
 # Everything started here is stopped by PID on exit (also on Ctrl-C).
 # Environment: INFERNO_MODEL (model file), DEMO_REQUESTS (benchmark size, 24),
 # DEMO_KEEP=1 (keep the work dir with the logs).
@@ -31,7 +37,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-for b in inferno-kafka-mock inferno-worker inferno-loadgen inferno-model; do
+for b in inferno-kafka-mock inferno-worker inferno-loadgen inferno-model inferno-gateway inferno-gguf-template; do
   [ -x "bin/$b" ] || { echo "bin/$b missing: run make first" >&2; exit 1; }
 done
 command -v redis-server >/dev/null || { echo "redis-server not found (apt-get install redis-server)" >&2; exit 1; }
@@ -73,9 +79,16 @@ wait_for 10 rcli ping || { echo "redis-server did not start" >&2; cat "$work/red
 redis="redis://127.0.0.1:$port"
 echo "   $redis"
 
-echo "== 3. Worker on $model"
+# the tiny model has no chat template: the demo serves a copy with a simple one,
+# so /v1/chat/completions has something to render (same weights, same answers)
+model_name=$(basename "$model" .gguf)
+printf '%s' "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}
+{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}" >"$work/chat.jinja"
+bin/inferno-gguf-template "$model" "$work/model-chat.gguf" "$work/chat.jinja"
+echo "== 3. Worker on $model (as model id $model_name, with a chat template)"
 metrics_port=$(free_port)
-bin/inferno-worker --model "$model" --brokers "$brokers" --redis "$redis" --worker-id demo-worker \
+bin/inferno-worker --model "$work/model-chat.gguf" --model-name "$model_name" --brokers "$brokers" --redis "$redis" \
+  --worker-id demo-worker -X fetch.wait.max.ms=5 \
   --threads 1 --heartbeat-ms 1000 --metrics-addr "127.0.0.1:$metrics_port" --log-format plain \
   >"$work/worker.log" 2>&1 &
 worker_pid=$!
@@ -112,7 +125,26 @@ echo "== The worker's heartbeat (HGETALL inferno:worker:demo-worker)"
 rcli HGETALL inferno:worker:demo-worker | paste - - | head -30
 
 echo
-echo "== 6. Stopping (SIGTERM: the worker drains, commits, removes its heartbeat)"
+echo "== 6. The OpenAI API: bin/inferno-gateway in front of the queue"
+gw_port=$(free_port)
+bin/inferno-gateway --brokers "$brokers" --redis "$redis" --listen "127.0.0.1:$gw_port" --workers-poll-ms 200 \
+  >"$work/gateway.out" 2>"$work/gateway.log" &
+pids+=($!)
+wait_for 30 curl -sf "http://127.0.0.1:$gw_port/readyz" || { echo "gateway not ready" >&2; cat "$work/gateway.log"; exit 1; }
+echo "   http://127.0.0.1:$gw_port (log $work/gateway.log)"
+echo "\$ curl -s http://127.0.0.1:$gw_port/v1/models"
+curl -s "http://127.0.0.1:$gw_port/v1/models"
+echo "\$ curl -s http://127.0.0.1:$gw_port/v1/completions -d '{\"model\":\"$model_name\",\"prompt\":\"Once upon a time\",\"max_tokens\":24,\"temperature\":0}'"
+curl -s "http://127.0.0.1:$gw_port/v1/completions" \
+  -d "{\"model\":\"$model_name\",\"prompt\":\"Once upon a time\",\"max_tokens\":24,\"temperature\":0}"
+echo
+echo "\$ curl -sN http://127.0.0.1:$gw_port/v1/chat/completions -d '{\"model\":\"$model_name\",\"stream\":true,\"messages\":[...]}'"
+curl -sN "http://127.0.0.1:$gw_port/v1/chat/completions" -H 'Content-Type: application/json' \
+  -d "{\"model\":\"$model_name\",\"stream\":true,\"max_tokens\":32,\"temperature\":0,\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story about a cat.\"}]}" | head -c 4000
+echo
+
+echo
+echo "== 7. Stopping (SIGTERM: the worker drains, commits, removes its heartbeat)"
 kill -TERM "$worker_pid"
 rc=0
 wait "$worker_pid" || rc=$?

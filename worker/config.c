@@ -44,6 +44,9 @@ static const opt OPTS[] = {
      "start), a cached copy is reused only if it matches, a local file is checked before loading; empty = no check."},
     {"model-cache-dir", 0, "INFERNO_MODEL_CACHE_DIR", T_STR, F(model_cache_dir), "", 0, 0, NULL, "DIR",
      "Folder for models given as URLs; empty = $XDG_CACHE_HOME/inferno/models, else ~/.cache/inferno/models."},
+    {"model-name", 0, "INFERNO_MODEL_NAME", T_STR, F(model_name), "", 0, 0, NULL, "NAME",
+     "Model id announced in the heartbeat's model field (what inferno-gateway lists in /v1/models and routes "
+     "by); empty = the model file's name without .gguf."},
     {"backend", 0, "INFERNO_BACKEND", T_ENUM, F(backend), "auto", 0, 0, "cpu|cuda|auto", "NAME",
      "Compute backend."},
     {"threads", 't', "INFERNO_THREADS", T_INT, F(threads), "0", 0, 1024, NULL, "N",
@@ -397,6 +400,14 @@ static int validate(wcfg *c, int need_model, inf_error *err) {
     }
     if (*c->model_sha256 && (strlen(c->model_sha256) != 64 || strspn(c->model_sha256, "0123456789abcdefABCDEF") != 64))
         return inf_error_set(err, INF_EINVAL, "--model-sha256: '%s' is not 64 hexadecimal digits", c->model_sha256);
+    if (need_model && !*c->model_name) {
+        const char *b = strrchr(c->model, '/');
+        b = b ? b + 1 : c->model;
+        size_t n = strlen(b);
+        if (n > 5 && !strcmp(b + n - 5, ".gguf")) n -= 5;
+        free(c->model_name);
+        if (!(c->model_name = strndup(b, n))) return inf_error_set(err, INF_ENOMEM, "out of memory");
+    }
     if (!*c->brokers) return inf_error_set(err, INF_EINVAL, "--brokers / INFERNO_BROKERS must not be empty");
     for (const char *p = c->brokers; *p; p++)
         if (isspace((unsigned char)*p))

@@ -37,6 +37,7 @@ typedef struct wcfg {
     char *model_sha256;       /* expected digest of the model file; "" = not checked */
     char *model_cache_dir;    /* where URL models go; resolved from XDG_CACHE_HOME / HOME when empty */
     char *hf_token;           /* HF_TOKEN from the environment (a credential: no setting, never printed); NULL none */
+    char *model_name;         /* announced model id; default: file name without .gguf */
     char *backend;            /* cpu | cuda | auto */
     int threads;              /* 0: all cores */
     char *cpu_isa;            /* auto | scalar | avx2 | avxvnni | avx512 */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "worker_internal.h"
+#include "gguf.h"
 
 #include "tools/pull.h"
 
@@ -124,12 +125,11 @@ static void heartbeat(struct worker *w, int wait_ms) {
                      : 0;
     w->hb_prev_ms = now;
     w->hb_prev_tokens = st.generated_tokens;
-    const char *model = strrchr(w->cfg->model, '/');
-    model = model ? model + 1 : w->cfg->model;
     rds_worker_info info = {
+        .chat_template = w->has_chat_template,
         .id = w->cfg->worker_id,
         .host = w->host,
-        .model = model,
+        .model = w->cfg->model_name,
         .backend = w->eng ? engine_backend_name(w->eng) : w->cfg->backend,
         .device = w->eng ? engine_device(w->eng) : "",
         .status = w->status,
@@ -291,6 +291,14 @@ int worker_create(worker **out, const wcfg *cfg, inf_error *err) {
         char path[PULL_PATH_MAX];
         rc = model_file(w, path, sizeof path, err);
         if (!rc) rc = engine_open(&w->eng, &ec, path, err);
+        if (!rc) {
+            /* gateways refuse /v1/chat/completions for a model without a template */
+            gguf_file *gf = NULL;
+            if (gguf_open(&gf, path, NULL) == 0) {
+                w->has_chat_template = gguf_find_kv(gf, "tokenizer.chat_template") != NULL;
+                gguf_close(gf);
+            }
+        }
     }
     if (!rc) {
         kin_config kc = kin_config_default();

@@ -62,6 +62,7 @@ typedef struct wemit wemit;
 
 struct worker {
     const wcfg *cfg;
+    int has_chat_template;   /* the GGUF has tokenizer.chat_template (announced in the heartbeat) */
     wlog log;
     engine *eng;
     rds *rds;
