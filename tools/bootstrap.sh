@@ -7,7 +7,7 @@ set -euo pipefail
 
 PKGS=(build-essential pkg-config make gcc clang
       libcunit1-dev libpcre2-dev librdkafka-dev libhiredis-dev libavro-dev libmicrohttpd-dev
-      redis-server kcat python3 python3-avro python3-confluent-kafka
+      redis-server kcat python3 python3-avro python3-confluent-kafka python3-jinja2
       docker-compose yamllint)
 
 missing=()
