@@ -8,7 +8,7 @@ set -euo pipefail
 
 PKGS=(build-essential pkg-config make gcc clang
       libcunit1-dev libpcre2-dev librdkafka-dev libhiredis-dev libavro-dev libmicrohttpd-dev libcurl4-openssl-dev
-      redis-server kcat python3 python3-avro python3-confluent-kafka python3-jsonschema
+      redis-server kcat python3 python3-avro python3-confluent-kafka python3-jsonschema python3-jinja2
       docker-compose yamllint
       curl)   # curl: the gateway suites and make run speak HTTP with it
 

@@ -12,6 +12,8 @@
  *   inferno-model generate FILE --batch PROMPTS.jsonl [--json]
  *   inferno-model quantize IN.gguf OUT.gguf TYPE [--threads N]
  *   inferno-model pull URL [--sha256 HEX] [--out DIR]
+ *   inferno-model chat-render (MODEL.gguf | --template FILE.jinja) --messages FILE.json [--tools FILE.json]
+ *                        [--bos TEXT] [--eos TEXT] [--no-generation-prompt] [--var NAME=JSON]...
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,7 @@
 
 #include "gguf.h"
 #include "model.h"
+#include "model_chat.h"
 #include "model_generate.h"
 #include "model_pull.h"
 #include "model_quantize.h"
@@ -42,6 +45,8 @@ static void usage(FILE *out) {
           "  inferno-model quantize IN.gguf OUT.gguf TYPE [--threads N]\n"
           "        TYPE: f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k, or the mixes q4_k_m q5_k_m\n"
           "  inferno-model pull URL [--sha256 HEX] [--out DIR]   (http(s):// or hf://ORG/REPO[@REV]/FILE.gguf)\n"
+          "  inferno-model chat-render (MODEL.gguf | --template FILE.jinja) --messages FILE.json\n"
+          "        [--tools FILE.json] [--bos TEXT] [--eos TEXT] [--no-generation-prompt] [--var NAME=JSON]...\n"
           "  (inferno-model generate --help lists every generation flag)\n",
           out);
 }
@@ -286,6 +291,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "generate") == 0) return gen_main(argc - 2, argv + 2);
     if (strcmp(cmd, "quantize") == 0) return cmd_quantize(argc - 2, argv + 2);
     if (strcmp(cmd, "pull") == 0) return model_pull_main(argc - 2, argv + 2);
+    if (strcmp(cmd, "chat-render") == 0) return chat_render_main(argc - 2, argv + 2);
     fprintf(stderr, "inferno-model: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;
